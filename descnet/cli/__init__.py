@@ -1,0 +1,1 @@
+"""The ``descnet`` command line (see :mod:`descnet.cli.main`)."""

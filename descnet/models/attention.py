@@ -1,0 +1,134 @@
+"""Attention blocks for the descriptor network.
+
+* :class:`CompressedSelfAttention` -- grouped compressed self-attention (CSA, Chen et al., AAAI 2020),
+  exactly as defined in ``docs/csa.md``: M learned base vectors per channel group give M base attention
+  maps over the N = H*W positions; the values are pooled with each map and every position takes a
+  softmax-weighted average of the M pooled outputs. The implied N x N attention (rank <= M) is never
+  built, so time and memory are O(N * M) instead of O(N^2).
+* :class:`NonLocalAttention` -- full N x N self-attention (SAGAN-style non-local block), the
+  cost/accuracy reference.
+
+Both end in a 1x1 output projection and a residual ``x + gamma * z`` with ``gamma`` a learned scalar
+initialised to 0, so an untrained block is the identity and can be dropped into a pretrained body.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["CompressedSelfAttention", "NonLocalAttention"]
+
+
+def _check_feature_map(x: torch.Tensor, channels: int, name: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} expects a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise ValueError(f"{name} expects a (B, {channels}, H, W) tensor, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} expects a floating point tensor, got {x.dtype}")
+
+
+class CompressedSelfAttention(nn.Module):
+    r"""Grouped compressed self-attention with a zero-initialised residual.
+
+    Args:
+        channels: C, the channels of the feature map (divisible by ``groups``, at least 4).
+        num_bases: M, base attention maps per group.
+        groups: G, channel groups; each has its own M bases and pools its own C/G value channels.
+        temperature: s, the scale of the cosine logits.
+
+    Shape:
+        ``(B, C, H, W) -> (B, C, H, W)``.
+
+    Cost per image (N = H*W): logits ``N * C/4 * G * M`` and aggregation ``2 * N * M * C`` multiply-adds;
+    attention memory ``2 * G * M * N`` floats (the logits' two softmaxes).
+    """
+
+    def __init__(self, channels: int, num_bases: int = 32, groups: int = 2, temperature: float = 14.0) -> None:
+        super().__init__()
+        if channels < 4 or channels % 4:
+            raise ValueError(f"channels must be a positive multiple of 4, got {channels}")
+        if groups < 1 or channels % groups:
+            raise ValueError(f"channels ({channels}) must be divisible by groups ({groups})")
+        if num_bases < 1:
+            raise ValueError(f"num_bases must be >= 1, got {num_bases}")
+        self.channels, self.num_bases, self.groups = channels, num_bases, groups
+        self.temperature = float(temperature)
+        query_channels = channels // 4
+        self.query = nn.Conv2d(channels, query_channels, kernel_size=1)
+        self.value = nn.Conv2d(channels, channels, kernel_size=1)
+        self.out = nn.Conv2d(channels, channels, kernel_size=1)
+        self.bases = nn.Parameter(torch.empty(groups * num_bases, query_channels))
+        nn.init.orthogonal_(self.bases)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def extra_repr(self) -> str:
+        return (f"channels={self.channels}, num_bases={self.num_bases}, groups={self.groups}, "
+                f"temperature={self.temperature}")
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Cosine logits ``e``: ``(B, C, H, W) -> (B, G, M, N)``."""
+        b, _, h, w = x.shape
+        q = F.normalize(self.query(x).flatten(2), dim=1)  # (B, Cq, N)
+        bases = F.normalize(self.bases, dim=1)  # (G*M, Cq)
+        e = self.temperature * torch.matmul(bases, q)  # (B, G*M, N)
+        return e.view(b, self.groups, self.num_bases, h * w)
+
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention output ``y`` before the output projection: ``(B, C, H, W) -> (B, C, H, W)``."""
+        b, c, h, w = x.shape
+        g, m, n = self.groups, self.num_bases, h * w
+        e = self.logits(x).reshape(b * g, m, n)
+        base_maps = torch.softmax(e, dim=2)  # A: distribution over positions, (B*G, M, N)
+        weights = torch.softmax(e, dim=1)  # W: distribution over bases, (B*G, M, N)
+        v = self.value(x).reshape(b * g, c // g, n)  # (B*G, C/G, N)
+        base_out = torch.bmm(v, base_maps.transpose(1, 2))  # o: (B*G, C/G, M)
+        y = torch.bmm(base_out, weights)  # (B*G, C/G, N)
+        return y.reshape(b, c, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_feature_map(x, self.channels, "CompressedSelfAttention")
+        return x + self.gamma * self.out(self.attend(x))
+
+
+class NonLocalAttention(nn.Module):
+    r"""Full self-attention over all N = H*W positions (the reference CSA approximates).
+
+    Query and key width ``max(C // 8, 1)``, value width C, logits without scaling (SAGAN), softmax over
+    the keys, a 1x1 output projection and the residual ``x + gamma * z`` (gamma initialised to 0).
+
+    Shape:
+        ``(B, C, H, W) -> (B, C, H, W)``; builds a ``(B, N, N)`` attention map.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        if channels < 1:
+            raise ValueError(f"channels must be >= 1, got {channels}")
+        self.channels = channels
+        qk = max(channels // 8, 1)
+        self.query = nn.Conv2d(channels, qk, kernel_size=1)
+        self.key = nn.Conv2d(channels, qk, kernel_size=1)
+        self.value = nn.Conv2d(channels, channels, kernel_size=1)
+        self.out = nn.Conv2d(channels, channels, kernel_size=1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}"
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """Row-stochastic attention map ``(B, C, H, W) -> (B, N, N)``; row n attends over all positions."""
+        q = self.query(x).flatten(2)  # (B, Cqk, N)
+        k = self.key(x).flatten(2)
+        return torch.softmax(torch.bmm(q.transpose(1, 2), k), dim=-1)
+
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        v = self.value(x).flatten(2)  # (B, C, N)
+        y = torch.bmm(v, self.attention(x).transpose(1, 2))  # (B, C, N)
+        return y.view(b, c, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_feature_map(x, self.channels, "NonLocalAttention")
+        return x + self.gamma * self.out(self.attend(x))

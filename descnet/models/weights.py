@@ -1,0 +1,83 @@
+"""Loading weight files safely (``weights_only=True``) with errors that name the file and the keys.
+
+Accepted layouts: a bare ``state_dict``; ``{'state_dict': ...}`` (HardNet reference code, descnet
+checkpoints); ``{'model': state_dict}``; keys prefixed by ``module.`` (DDP) are unwrapped.
+A descnet checkpoint also records how to rebuild its model (see :func:`checkpoint_model_info`)::
+
+    {'descnet': 1, 'model': {'name': 'hardnet-csa', 'options': {...}}, 'state_dict': {...}, ...}
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+__all__ = ["WeightsError", "read_weights_file", "extract_state_dict", "load_weights", "checkpoint_model_info"]
+
+
+class WeightsError(ValueError):
+    """A weight file cannot be read or does not fit the model."""
+
+
+def read_weights_file(path: str | os.PathLike) -> Any:
+    """``torch.load`` on the CPU with ``weights_only=True``; a clear :class:`WeightsError` otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such weight file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError,
+            AttributeError, TypeError, ImportError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise WeightsError(f"{path}: not a readable PyTorch weight file ({first})") from err
+
+
+def extract_state_dict(obj: Any, source: str = "weights") -> dict[str, torch.Tensor]:
+    """The tensor dict inside a loaded weight file, with any ``module.`` prefix removed."""
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model_state_dict"):
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+        else:
+            if isinstance(obj.get("model"), Mapping) and all(isinstance(v, torch.Tensor) for v in obj["model"].values()):
+                obj = obj["model"]
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{source}: holds no state_dict (a mapping of parameter names to tensors)")
+    if all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return dict(obj)
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> nn.Module:
+    """Load a weight file into ``model`` (in place, returned). Errors list missing/unexpected keys."""
+    state = extract_state_dict(read_weights_file(path), str(path))
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if strict and (missing or unexpected):
+        def show(keys: list[str]) -> str:
+            return ", ".join(keys[:8]) + (f" ... ({len(keys)} in all)" if len(keys) > 8 else "") or "none"
+        name = getattr(model, "descnet_name", type(model).__name__)
+        raise WeightsError(f"{path}: weights do not fit model {name!r} (another architecture?). "
+                           f"Missing keys: {show(missing)}. Unexpected keys: {show(unexpected)}.")
+    bad = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+           for k in set(state) & set(own) if state[k].shape != own[k].shape]
+    if bad:
+        raise WeightsError(f"{path}: tensor shapes do not fit the model: {'; '.join(sorted(bad)[:8])}")
+    model.load_state_dict(state, strict=strict)
+    return model
+
+
+def checkpoint_model_info(obj: Any) -> tuple[str, dict[str, Any]] | None:
+    """``(name, options)`` recorded in a descnet checkpoint, or ``None`` for other weight files."""
+    if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
+        info = obj["model"]
+        if isinstance(info.get("name"), str):
+            return info["name"], dict(info.get("options") or {})
+    return None
