@@ -10,9 +10,13 @@ import importlib
 import os
 import sys
 
-# (verb, module, one-line help)
-COMMANDS: list[tuple[str, str, str]] = [
+# (verb, module, one-line help); a verb group is (verb, [(sub-verb, module, help), ...], help)
+COMMANDS: list[tuple] = [
     ("models", "descnet.cli.models", "list the registered models"),
+    ("data", [
+    ], "download datasets, synthesise sequences, build patch sets"),
+    ("eval", [
+    ], "benchmarks: Brown FPR95, HPatches tasks, image-sequence matching"),
 ]
 
 
@@ -28,16 +32,25 @@ def build_parser() -> argparse.ArgumentParser:
                     "(tfeat:tfeat-liberty.params), a descnet checkpoint or run directory, or a hand-crafted "
                     "baseline (sift, rootsift, pixels).")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for verb, module_name, summary in COMMANDS:
-        module = importlib.import_module(module_name)
+    _add_commands(parser, COMMANDS, "command")
+    return parser
+
+
+def _add_commands(parser: argparse.ArgumentParser, commands: list[tuple], dest: str) -> None:
+    sub = parser.add_subparsers(dest=dest, metavar="COMMAND", required=True)
+    for verb, target, summary in commands:
+        if isinstance(target, list):  # a group of sub-verbs
+            if not target:
+                continue
+            group = sub.add_parser(verb, help=summary, description=summary)
+            _add_commands(group, target, f"{dest}_{verb}")
+            continue
+        module = importlib.import_module(target)
         doc = (module.__doc__ or summary).strip()
         p = sub.add_parser(verb, help=summary, description=doc,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
-        if p.get_default("func") is None:
-            p.set_defaults(func=module.run)
-    return parser
+        p.set_defaults(func=module.run)
 
 
 def main(argv: list[str] | None = None) -> int:
