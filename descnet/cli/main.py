@@ -14,6 +14,7 @@ import sys
 COMMANDS: list[tuple] = [
     ("models", "descnet.cli.models", "list the registered models"),
     ("data", [
+        ("download", "descnet.cli.data_download", "download and unpack Brown, HPatches, HPatches sequences/tasks"),
     ], "download datasets, synthesise sequences, build patch sets"),
     ("eval", [
     ], "benchmarks: Brown FPR95, HPatches tasks, image-sequence matching"),
@@ -65,8 +66,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.traceback or os.environ.get("DESCNET_TRACEBACK"):
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"descnet {args.command}: error: {message}", file=sys.stderr)
+        print(f"descnet {_verb_path(args)}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _verb_path(args: argparse.Namespace) -> str:
+    """``data download`` for ``descnet data download ...``: the verbs the user typed."""
+    words, dest = [], "command"
+    while getattr(args, dest, None):
+        words.append(getattr(args, dest))
+        dest = f"{dest}_{words[-1]}"
+    return " ".join(words)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,31 @@
+"""Datasets on disk: readers, writers and downloads (numpy, cv2 and h5py only; no torch needed).
+
+Names load lazily on first use, so ``import descnet.data`` is cheap::
+
+    from descnet.data import PhotoTour
+    liberty = PhotoTour("data/brown", "liberty")       # patches (N, 64, 64) uint8, labels, matches
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> module that defines it (PEP 562 lazy attributes); add one line per new name
+_LAZY = {
+    "PhotoTour": "descnet.data.phototour",
+    "read_mosaic": "descnet.data.phototour",
+    "write_phototour": "descnet.data.phototour",
+    "download_dataset": "descnet.data.download",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'descnet.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))
