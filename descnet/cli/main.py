@@ -15,6 +15,8 @@ COMMANDS: list[tuple] = [
     ("models", "descnet.cli.models", "list the registered models"),
     ("data", [
         ("download", "descnet.cli.data_download", "download and unpack Brown, HPatches, HPatches sequences/tasks"),
+        ("synth", "descnet.cli.data_synth", "synthesise image sequences with exact homographies (HPatches layout)"),
+        ("patches", "descnet.cli.data_patches", "build HPatches-style (and Brown) patch sets from image sequences"),
     ], "download datasets, synthesise sequences, build patch sets"),
     ("eval", [
     ], "benchmarks: Brown FPR95, HPatches tasks, image-sequence matching"),
