@@ -18,6 +18,9 @@ _LAZY = {
     "list_models": "descnet.models",
     "load_weights": "descnet.models",
     "resolve_model": "descnet.models",
+    # functions live in differently named modules so that importing the module never rebinds the name
+    "describe": "descnet.description",
+    "match": "descnet.matching",
 }
 
 

@@ -13,12 +13,15 @@ import sys
 # (verb, module, one-line help); a verb group is (verb, [(sub-verb, module, help), ...], help)
 COMMANDS: list[tuple] = [
     ("models", "descnet.cli.models", "list the registered models"),
+    ("describe", "descnet.cli.describe", "describe image keypoints with a model into an HDF5 features file"),
+    ("match", "descnet.cli.match", "match two images: descriptors, robust geometric check, picture, summary"),
     ("data", [
         ("download", "descnet.cli.data_download", "download and unpack Brown, HPatches, HPatches sequences/tasks"),
         ("synth", "descnet.cli.data_synth", "synthesise image sequences with exact homographies (HPatches layout)"),
         ("patches", "descnet.cli.data_patches", "build HPatches-style (and Brown) patch sets from image sequences"),
     ], "download datasets, synthesise sequences, build patch sets"),
     ("eval", [
+        ("sequences", "descnet.cli.eval_sequences", "image matching on sequences: MMA, homography accuracy"),
     ], "benchmarks: Brown FPR95, HPatches tasks, image-sequence matching"),
 ]
 

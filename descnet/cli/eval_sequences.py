@@ -1,0 +1,104 @@
+"""Image matching on full-image sequences with ground-truth homographies (HPatches or Oxford layout).
+
+Every model describes the same keypoints (detected once per image, SIFT by default) of image 1 and of
+each image k = 2..n of every sequence; their matches are scored with the ground-truth H_1_k:
+  MMA@t      share of matches within t px (t = 1..10), averaged over pairs (before verification)
+  H@e        share of pairs whose estimated homography (MAGSAC) moves the image corners by <= e px (1, 3, 5)
+  matches    matches and inliers per pair
+split by sequence kind: illumination (i_*), viewpoint (v_*), other (e.g. Oxford graf).
+OpenCV's own SIFT and RootSIFT on the same keypoints are included as baselines unless --no-baselines.
+
+Writes --out DIR/sequences.json (settings, environment, summaries, every pair) and DIR/mma.png.
+
+examples:
+  descnet eval sequences --root data/hpatches-sequences-release --model tfeat:tfeat-liberty.params --model runs/csa
+  descnet eval sequences --root ../shared/data/oxford-affine --root ../shared/data/hpatches/sequences \\
+      --model tfeat:tfeat-liberty.params --max-keypoints 1000 --out results/eval/sequences
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", action="append", required=True, metavar="DIR",
+                        help="a folder of sequence folders, or one sequence folder (repeat for several)")
+    parser.add_argument("--model", action="append", default=[], metavar="SPEC",
+                        help="model SPEC to compare (repeat); opencv-sift / opencv-rootsift name the baselines")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="do not add OpenCV SIFT and RootSIFT to the models")
+    parser.add_argument("--kind", choices=("illumination", "viewpoint"), help="only these sequences")
+    parser.add_argument("--sequence", action="append", metavar="NAME", help="only these sequences (repeat)")
+    parser.add_argument("--detector", default="sift", help="OpenCV detector for the keypoints (default: sift)")
+    parser.add_argument("--max-keypoints", type=int, default=2000, metavar="N",
+                        help="strongest N keypoints per image (default: 2000; 0 = all)")
+    parser.add_argument("--mr-size", type=float, default=None, metavar="X",
+                        help="region half-side per unit of keypoint size (default: the detector's, 6 for sift)")
+    parser.add_argument("--matcher", choices=("mnn", "snn", "smnn"), default="mnn", help="matcher (default: mnn)")
+    parser.add_argument("--ratio", type=float, default=None, help="ratio-test threshold for snn/smnn")
+    parser.add_argument("--estimator", default="magsac", help="OpenCV robust estimator (default: magsac)")
+    parser.add_argument("--threshold", type=float, default=None, metavar="PX",
+                        help="homography inlier threshold in pixels (default: 3)")
+    parser.add_argument("--device", default="cpu", help="torch device for the models (default: cpu)")
+    parser.add_argument("--out", default="results/eval/sequences", metavar="DIR",
+                        help="folder for sequences.json and mma.png (default: results/eval/sequences)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import datetime as dt
+    from pathlib import Path
+
+    from descnet.cli.describe import check_common, load_model
+    from descnet.data.sequences import ImageSequences
+    from descnet.eval.sequences import (evaluate_sequences, format_summary, model_label, pair_rows, plot_mma,
+                                        summarize)
+    from descnet.io import write_json
+    from descnet.matching import ESTIMATORS
+    from descnet.runinfo import environment_info
+
+    check_common(args)
+    if args.estimator not in ESTIMATORS:
+        raise ValueError(f"--estimator {args.estimator}: unknown; choose one of: {', '.join(ESTIMATORS)}")
+    specs = ([] if args.no_baselines else ["opencv-sift", "opencv-rootsift"]) + [m for m in args.model]
+    specs = list(dict.fromkeys(specs))
+    if not specs:
+        raise ValueError("nothing to evaluate: give --model SPEC (or drop --no-baselines)")
+    models = {}
+    for spec in specs:
+        label = model_label(spec)
+        if label in models:
+            raise ValueError(f"--model {spec}: two models share the table name {label!r}")
+        models[label] = load_model(spec)
+    sequences = []
+    for root in args.root:
+        sequences.extend(ImageSequences(root, kind=args.kind))
+    if args.sequence:
+        known = {s.name for s in sequences}
+        missing = [n for n in args.sequence if n not in known]
+        if missing:
+            raise ValueError(f"--sequence {missing[0]}: not found under {', '.join(args.root)}")
+        sequences = [s for s in sequences if s.name in args.sequence]
+    if not sequences:
+        raise ValueError(f"no sequences to evaluate under {', '.join(args.root)}"
+                         + (f" of kind {args.kind}" if args.kind else ""))
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder")
+
+    settings = {"roots": args.root, "sequences": [s.name for s in sequences], "models": dict(zip(models, specs)),
+                "detector": args.detector, "max_keypoints": args.max_keypoints, "mr_size": args.mr_size,
+                "matcher": args.matcher, "ratio": args.ratio, "estimator": args.estimator,
+                "threshold": args.threshold}
+    results = evaluate_sequences(sequences, models, detector=args.detector, max_keypoints=args.max_keypoints or None,
+                                 mr_size=args.mr_size, method=args.matcher, ratio=args.ratio,
+                                 estimator=args.estimator, threshold=args.threshold, device=args.device,
+                                 progress=True)
+    summary = summarize(results)
+    print(format_summary(summary))
+    payload = {"evaluation": "sequences", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+               "environment": environment_info(args.device), "settings": settings, "summary": summary,
+               "pairs": pair_rows(results)}
+    write_json(out / "sequences.json", payload)
+    plot_mma(summary, out / "mma.png")
+    print(f"wrote {out / 'sequences.json'}, {out / 'mma.png'}")
+    return 0

@@ -1,0 +1,240 @@
+"""Image matching on full-image sequences with ground-truth homographies (HPatches or Oxford layout).
+
+For every sequence and every target image ``k = 2..n``, the reference image 1 and image ``k`` are matched
+with each descriptor on the *same* keypoints (detected once per image), and:
+
+* **MMA@t** (mean matching accuracy, as in D2-Net's HPatches evaluation): the share of matches whose
+  image-1 keypoint, mapped by the ground truth ``H_1_k``, lands within ``t`` pixels of its matched
+  keypoint in image ``k``; a pair with no match scores 0. Averaged over pairs, for ``t = 1..10`` px.
+  Computed on all matches, before geometric verification.
+* **Homography accuracy@e** (as in SuperPoint's HPatches evaluation): a homography is estimated from
+  the matches (:func:`descnet.matching.verify`, MAGSAC by default); its *corner error* is the mean
+  distance between the four corners ``(0, 0), (W-1, 0), (W-1, H-1), (0, H-1)`` of image 1 mapped by it
+  and by ``H_1_k``; accuracy@e = share of pairs with corner error ``<= e`` px (``e = 1, 3, 5``); a
+  pair without a homography fails.
+* Matches and inliers per pair.
+
+Every number is reported over all pairs and split by sequence kind (``illumination`` for ``i_*``,
+``viewpoint`` for ``v_*``, ``other`` for names without that prefix, e.g. Oxford's ``graf``).
+The OpenCV baselines ``opencv-sift`` and ``opencv-rootsift`` are labelled "SIFT (OpenCV)" and
+"RootSIFT (OpenCV)" (:mod:`descnet.description`).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Mapping
+
+import cv2
+import numpy as np
+
+__all__ = ["MMA_THRESHOLDS", "HOMOGRAPHY_THRESHOLDS", "PairResult", "reprojection_errors", "matching_accuracy",
+           "corner_error", "evaluate_sequences", "summarize", "format_summary", "plot_mma", "model_label",
+           "pair_rows"]
+
+MMA_THRESHOLDS = tuple(range(1, 11))
+HOMOGRAPHY_THRESHOLDS = (1, 3, 5)
+KINDS = ("illumination", "viewpoint", "other")
+_BASELINE_LABELS = {"opencv-sift": "SIFT (OpenCV)", "opencv-rootsift": "RootSIFT (OpenCV)"}
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """Scores of one image pair (reference image 1, target image ``target``) for one descriptor."""
+
+    sequence: str
+    kind: str                    # 'illumination', 'viewpoint' or 'other'
+    target: int
+    keypoints: tuple[int, int]   # keypoints in image 1 and image k
+    matches: int
+    inliers: int
+    mma: tuple[float, ...]       # accuracy at each of MMA_THRESHOLDS
+    corner_error: float          # px; inf when no homography was found
+
+
+def model_label(spec: Any) -> str:
+    """Table name of a model SPEC: the OpenCV baselines get readable names, the rest :func:`spec_label`."""
+    if str(spec) in _BASELINE_LABELS:
+        return _BASELINE_LABELS[str(spec)]
+    from descnet.models import spec_label
+
+    return spec_label(spec)
+
+
+def reprojection_errors(points1: np.ndarray, points2: np.ndarray, homography: np.ndarray) -> np.ndarray:
+    """``(M, 2)`` points of image 1 mapped by ``homography`` vs ``(M, 2)`` points of image 2 -> ``(M,)`` px."""
+    p1 = np.asarray(points1, np.float64).reshape(-1, 2)
+    p2 = np.asarray(points2, np.float64).reshape(-1, 2)
+    if len(p1) == 0:
+        return np.zeros(0)
+    mapped = cv2.perspectiveTransform(p1[None], np.asarray(homography, np.float64))[0]
+    return np.linalg.norm(mapped - p2, axis=1)
+
+
+def matching_accuracy(errors: np.ndarray, thresholds: Iterable[float] = MMA_THRESHOLDS) -> np.ndarray:
+    """Share of matches with reprojection error ``<= t`` for each threshold -> ``(T,)``; 0 without matches."""
+    errors = np.asarray(errors, np.float64).ravel()
+    t = np.asarray(list(thresholds), np.float64)
+    if len(errors) == 0:
+        return np.zeros(len(t))
+    return (errors[None, :] <= t[:, None]).mean(axis=1)
+
+
+def corner_error(estimated: np.ndarray | None, truth: np.ndarray, image_size: tuple[int, int]) -> float:
+    """Mean distance between the image-1 corners mapped by ``estimated`` and by ``truth`` (px; inf if None).
+
+    ``image_size`` is ``(H, W)`` of image 1; corners ``(0, 0), (W-1, 0), (W-1, H-1), (0, H-1)``.
+    """
+    if estimated is None:
+        return float("inf")
+    h, w = image_size
+    corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float64)
+    with np.errstate(all="ignore"):
+        err = reprojection_errors(corners, cv2.perspectiveTransform(corners[None], truth)[0], estimated)
+    err = float(err.mean())
+    return err if np.isfinite(err) else float("inf")
+
+
+def _kind(kind: str | None) -> str:
+    return kind if kind in ("illumination", "viewpoint") else "other"
+
+
+def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any], detector: str = "sift",
+                       max_keypoints: int | None = 2000, mr_size: float | None = None, method: str = "mnn",
+                       ratio: float | None = None, estimator: str = "magsac", threshold: float | None = None,
+                       device: str = "cpu", progress: bool = False) -> dict[str, list[PairResult]]:
+    """Score every pair (1, k) of every sequence with every model -> ``{label: [PairResult, ...]}``.
+
+    ``sequences``: :class:`descnet.data.sequences.Sequence` objects (or anything with ``name``, ``kind``,
+    ``targets``, ``image(k, gray=True)`` and ``homographies[k]``). ``models``: ``{label: model}`` where a
+    model is an ``nn.Module``, a SPEC, or ``"opencv-sift"`` / ``"opencv-rootsift"``. Keypoints are
+    detected once per image with ``detector`` and shared by all models.
+    """
+    from descnet.description import OPENCV_DESCRIPTORS, describe, detect_keypoints
+    from descnet.matching import match, verify
+    from descnet.models import resolve_model
+
+    models = {label: m if not isinstance(m, (str, os.PathLike)) or str(m) in OPENCV_DESCRIPTORS
+              else resolve_model(m) for label, m in models.items()}  # resolve each SPEC once
+    sequences = list(sequences)
+    results: dict[str, list[PairResult]] = {label: [] for label in models}
+    total = sum(len(s.targets) for s in sequences)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total * len(models), desc="eval sequences", unit="pair")
+    for seq in sequences:
+        images = {1: seq.image(1, gray=True)}
+        keypoints = {1: detect_keypoints(images[1], detector, max_keypoints)[0]}
+        for k in seq.targets:
+            images[k] = seq.image(k, gray=True)
+            keypoints[k] = detect_keypoints(images[k], detector, max_keypoints)[0]
+        for label, model in models.items():
+            feats = {k: describe(images[k], keypoints[k], model=model, detector=detector, mr_size=mr_size,
+                                 device=device) for k in images}
+            for k in seq.targets:
+                f1, fk = feats[1], feats[k]
+                m = match(f1.descriptors, fk.descriptors, method, ratio)
+                p1, pk = f1.keypoints[m.indices[:, 0], :2], fk.keypoints[m.indices[:, 1], :2]
+                errors = reprojection_errors(p1, pk, seq.homographies[k])
+                v = verify(p1, pk, "homography", estimator, threshold)
+                results[label].append(PairResult(
+                    sequence=seq.name, kind=_kind(seq.kind), target=int(k), keypoints=(len(f1), len(fk)),
+                    matches=len(m.indices), inliers=int(v.inliers.sum()),
+                    mma=tuple(float(a) for a in matching_accuracy(errors)),
+                    corner_error=corner_error(v.model, seq.homographies[k], images[1].shape[:2])))
+                if bar is not None:
+                    bar.update(1)
+    if bar is not None:
+        bar.close()
+    return results
+
+
+def summarize(results: Mapping[str, list[PairResult]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{label: {split: summary}}`` for splits ``all`` and each kind present.
+
+    A summary has ``pairs``, ``mma`` (list over :data:`MMA_THRESHOLDS`), ``homography_accuracy``
+    (``{"1": .., "3": .., "5": ..}``), ``mean_corner_error`` (over pairs with a finite error),
+    ``matches`` and ``inliers`` (means per pair) and ``keypoints`` (mean per image).
+    """
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for label, pairs in results.items():
+        out[label] = {}
+        for split in ("all", *KINDS):
+            chosen = [p for p in pairs if split == "all" or p.kind == split]
+            if not chosen:
+                continue
+            errors = np.array([p.corner_error for p in chosen])
+            finite = errors[np.isfinite(errors)]
+            out[label][split] = {
+                "pairs": len(chosen),
+                "mma": np.mean([p.mma for p in chosen], axis=0).tolist(),
+                "homography_accuracy": {str(e): float((errors <= e).mean()) for e in HOMOGRAPHY_THRESHOLDS},
+                "mean_corner_error": float(finite.mean()) if len(finite) else None,
+                "matches": float(np.mean([p.matches for p in chosen])),
+                "inliers": float(np.mean([p.inliers for p in chosen])),
+                "keypoints": float(np.mean([np.mean(p.keypoints) for p in chosen])),
+            }
+    return out
+
+
+def format_summary(summary: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    """A plain text table: one row per model and split."""
+    headers = ["model", "split", "pairs", "MMA@1", "MMA@3", "MMA@5", "MMA@10", "H@1", "H@3", "H@5", "matches",
+               "inliers"]
+    rows = []
+    for label, splits in summary.items():
+        for split, s in splits.items():
+            h = s["homography_accuracy"]
+            rows.append([label, split, str(s["pairs"]), *(f"{s['mma'][t - 1]:.3f}" for t in (1, 3, 5, 10)),
+                         *(f"{h[str(e)]:.3f}" for e in HOMOGRAPHY_THRESHOLDS), f"{s['matches']:.0f}",
+                         f"{s['inliers']:.0f}"])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths)))
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def plot_mma(summary: Mapping[str, Mapping[str, Mapping[str, Any]]], path: str | os.PathLike) -> None:
+    """Plot MMA against the pixel threshold, one panel per split, one line per model; written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from descnet.io import atomic_path
+
+    splits = [s for s in ("all", *KINDS) if any(s in v for v in summary.values())]
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.8), squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        for label, v in summary.items():
+            if split in v:
+                ax.plot(MMA_THRESHOLDS, v[split]["mma"], marker="o", markersize=3, label=label)
+        pairs = max(v[split]["pairs"] for v in summary.values() if split in v)
+        ax.set_title(f"{split} ({pairs} pairs)")
+        ax.set_xlabel("threshold [px]")
+        ax.set_xlim(1, MMA_THRESHOLDS[-1])
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("MMA")
+    axes[0][0].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format=os.path.splitext(str(path))[1][1:] or "png")
+    finally:
+        plt.close(fig)
+
+
+def pair_rows(results: Mapping[str, list[PairResult]]) -> dict[str, list[dict[str, Any]]]:
+    """``{label: [PairResult as a JSON-ready dict]}`` (inf corner errors become None)."""
+    rows = {}
+    for label, pairs in results.items():
+        rows[label] = []
+        for p in pairs:
+            d = asdict(p)
+            d["corner_error"] = p.corner_error if np.isfinite(p.corner_error) else None
+            rows[label].append(d)
+    return rows

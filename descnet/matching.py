@@ -1,0 +1,217 @@
+"""Descriptor matching, geometric verification and match drawing: ``descnet.match(desc1, desc2)``.
+
+>>> m = descnet.match(f1.descriptors, f2.descriptors, method="smnn", ratio=0.9)
+>>> v = verify(f1.keypoints[m.indices[:, 0], :2], f2.keypoints[m.indices[:, 1], :2], "homography")
+
+* Matchers (kornia's ``match_mnn``, ``match_snn``, ``match_smnn`` on L2 distances): ``mnn`` mutual nearest
+  neighbours; ``snn`` nearest neighbour with Lowe's ratio test (nearest / second-nearest distance
+  ``<= ratio``, default 0.8); ``smnn`` mutual nearest neighbours passing the ratio test both ways
+  (default 0.95, kornia's).
+* Verification: OpenCV's robust estimators, ``cv2.findHomography`` or ``cv2.findFundamentalMat``, with
+  ``cv2.USAC_MAGSAC`` by default (:data:`ESTIMATORS`). ``threshold`` is the inlier threshold in pixels
+  (reprojection error for a homography, distance to the epipolar line for F); for MAGSAC it is the
+  largest noise sigma considered.
+* :func:`match_pair` runs the whole chain for two images with the time of each stage.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from typing import Any, NamedTuple
+
+import cv2
+import numpy as np
+import torch
+from kornia import feature as KF
+
+from .features_io import PairMatches
+
+__all__ = ["match", "verify", "match_pair", "draw_matches", "Matches", "Verification", "MATCHERS", "ESTIMATORS",
+           "GEOMETRIES"]
+
+MATCHERS = ("mnn", "snn", "smnn")
+DEFAULT_RATIO = {"snn": 0.8, "smnn": 0.95}
+ESTIMATORS = {"magsac": cv2.USAC_MAGSAC, "usac": cv2.USAC_DEFAULT, "accurate": cv2.USAC_ACCURATE,
+              "prosac": cv2.USAC_PROSAC, "ransac": cv2.RANSAC, "lmeds": cv2.LMEDS}
+#: geometry -> (minimum number of matches, default threshold in pixels)
+GEOMETRIES = {"homography": (4, 3.0), "fundamental": (8, 1.0)}
+
+
+class Matches(NamedTuple):
+    """``indices``: ``(M, 2)`` int64 rows (index in desc1, index in desc2); ``distances``: ``(M,)`` float32 L2."""
+
+    indices: np.ndarray
+    distances: np.ndarray
+
+
+class Verification(NamedTuple):
+    """``model``: ``(3, 3)`` float64 H (points1 -> points2) or F, ``None`` if none found; ``inliers``: ``(M,)`` bool."""
+
+    model: np.ndarray | None
+    inliers: np.ndarray
+
+
+def _as_descriptors(desc: Any, name: str) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(desc) if not isinstance(desc, torch.Tensor) else desc).float()
+    if t.ndim != 2:
+        raise ValueError(f"{name} must be (N, D) descriptors, got shape {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} has non-finite values")
+    return t
+
+
+def match(desc1: Any, desc2: Any, method: str = "mnn", ratio: float | None = None) -> Matches:
+    """Match ``(N1, D)`` to ``(N2, D)`` descriptors (numpy or torch) -> :class:`Matches`, sorted by ``desc1`` index.
+
+    ``method``: ``mnn``, ``snn`` or ``smnn`` (module docstring); ``ratio`` is the ratio-test threshold of
+    ``snn``/``smnn`` (``None``: 0.8 for snn, 0.95 for smnn) and must be ``None`` for ``mnn``.
+    """
+    if method not in MATCHERS:
+        raise ValueError(f"unknown matcher {method!r}; choose one of: {', '.join(MATCHERS)}")
+    d1, d2 = _as_descriptors(desc1, "desc1"), _as_descriptors(desc2, "desc2")
+    if d1.shape[1] != d2.shape[1]:
+        raise ValueError(f"descriptor sizes differ: desc1 is {tuple(d1.shape)}, desc2 is {tuple(d2.shape)} "
+                         f"(were both described with the same model?)")
+    if method == "mnn" and ratio is not None:
+        raise ValueError("ratio applies to the snn and smnn matchers, not mnn")
+    th = DEFAULT_RATIO.get(method) if ratio is None else float(ratio)
+    if th is not None and not 0.0 < th <= 1.0:
+        raise ValueError(f"ratio must be in (0, 1], got {ratio}")
+    empty = Matches(np.zeros((0, 2), np.int64), np.zeros(0, np.float32))
+    if len(d1) == 0 or len(d2) == 0:
+        return empty
+    with torch.inference_mode():
+        dm = torch.cdist(d1, d2)
+        if method == "mnn":
+            _, idx = KF.match_mnn(d1, d2, dm)
+        elif method == "snn":
+            _, idx = KF.match_snn(d1, d2, th, dm)
+        else:
+            _, idx = KF.match_smnn(d1, d2, th, dm)
+        if len(idx) == 0:
+            return empty
+        idx = idx[torch.argsort(idx[:, 0], stable=True)]  # kornia's mnn orders by desc2 when N1 > N2
+        dist = dm[idx[:, 0], idx[:, 1]]
+    return Matches(idx.cpu().numpy().astype(np.int64), dist.float().cpu().numpy())
+
+
+def verify(points1: np.ndarray, points2: np.ndarray, geometry: str = "homography", estimator: str = "magsac",
+           threshold: float | None = None, confidence: float = 0.9999, max_iters: int = 10000) -> Verification:
+    """Robustly fit a homography or fundamental matrix to ``(M, 2)`` point pairs -> :class:`Verification`.
+
+    ``threshold`` in pixels (default: 3 for a homography, 1 for F). Fewer than 4 (H) or 8 (F) matches, or
+    an estimator that finds nothing, gives ``model=None`` and no inliers.
+    """
+    if geometry not in GEOMETRIES:
+        raise ValueError(f"unknown geometry {geometry!r}; choose one of: {', '.join(GEOMETRIES)}")
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
+    p1 = np.asarray(points1, np.float64).reshape(-1, 2)
+    p2 = np.asarray(points2, np.float64).reshape(-1, 2)
+    if len(p1) != len(p2):
+        raise ValueError(f"points1 and points2 must have the same length, got {len(p1)} and {len(p2)}")
+    min_count, default_threshold = GEOMETRIES[geometry]
+    th = default_threshold if threshold is None else float(threshold)
+    if th <= 0:
+        raise ValueError(f"threshold must be positive, got {threshold}")
+    none = Verification(None, np.zeros(len(p1), bool))
+    if len(p1) < min_count:
+        return none
+    method = ESTIMATORS[estimator]
+    try:
+        if geometry == "homography":
+            model, mask = cv2.findHomography(p1, p2, method, th, maxIters=max_iters, confidence=confidence)
+        else:
+            model, mask = cv2.findFundamentalMat(p1, p2, method, th, confidence, max_iters)
+    except cv2.error:  # degenerate configurations (e.g. all points on a line) make some estimators throw
+        return none
+    if model is None or mask is None or model.shape != (3, 3) or not np.isfinite(model).all():
+        return none
+    return Verification(model.astype(np.float64), mask.ravel().astype(bool))
+
+
+def match_pair(image1: Any, image2: Any, *, model: Any, keypoints1: Any = None, keypoints2: Any = None,
+               detector: str = "sift", max_keypoints: int | None = 2000, mr_size: float | None = None,
+               method: str = "mnn", ratio: float | None = None, geometry: str = "homography",
+               estimator: str = "magsac", threshold: float | None = None, device: str = "cpu",
+               timings: dict[str, float] | None = None) -> PairMatches:
+    """Describe two images, match them and verify the matches geometrically -> :class:`PairMatches`.
+
+    Images and keypoints as in :func:`descnet.description.describe`; ``model`` is resolved once.
+    ``timings``, if given, gets seconds per stage: ``load_model``, ``detect`` (with image reading),
+    ``extract``, ``describe`` (both images), ``match``, ``verify``.
+    """
+    from .description import OPENCV_DESCRIPTORS, describe
+    from .models import resolve_model, spec_label
+
+    t0 = time.perf_counter()
+    net = model
+    if isinstance(model, (str, os.PathLike)) and str(model) not in OPENCV_DESCRIPTORS:
+        net = resolve_model(model)
+    stage = {"load_model": time.perf_counter() - t0, "detect": 0.0, "extract": 0.0, "describe": 0.0}
+    features = []
+    for image, keypoints in ((image1, keypoints1), (image2, keypoints2)):
+        t: dict[str, float] = {}
+        features.append(describe(image, keypoints, model=net, detector=detector, max_keypoints=max_keypoints,
+                                 mr_size=mr_size, device=device, timings=t))
+        for k, v in t.items():
+            stage[k] += v
+    if not isinstance(model, torch.nn.Module):  # name the SPEC, not the resolved module
+        label = str(model) if str(model) in OPENCV_DESCRIPTORS else spec_label(model)
+        features = [replace(f, info={**f.info, "model": label}) for f in features]
+    t0 = time.perf_counter()
+    m = match(features[0].descriptors, features[1].descriptors, method, ratio)
+    t1 = time.perf_counter()
+    p1 = features[0].keypoints[m.indices[:, 0], :2]
+    p2 = features[1].keypoints[m.indices[:, 1], :2]
+    v = verify(p1, p2, geometry, estimator, threshold)
+    t2 = time.perf_counter()
+    stage.update(match=t1 - t0, verify=t2 - t1)
+    if timings is not None:
+        timings.update(stage)
+    settings = {"matcher": method, "ratio": DEFAULT_RATIO.get(method) if ratio is None else float(ratio),
+                "geometry": geometry, "estimator": estimator,
+                "threshold": GEOMETRIES[geometry][1] if threshold is None else float(threshold)}
+    return PairMatches(features[0], features[1], m.indices, m.distances, v.inliers, v.model, settings)
+
+
+def draw_matches(image1: np.ndarray, image2: np.ndarray, points1: np.ndarray, points2: np.ndarray,
+                 inliers: np.ndarray | None = None, caption: str = "", draw_outliers: bool = False) -> np.ndarray:
+    """Side-by-side picture of two images with match lines -> ``(H, W1 + W2, 3)`` uint8 RGB.
+
+    ``image1``/``image2``: grey or RGB, uint8/uint16/float in [0, 1]; ``points1``/``points2``: ``(M, 2)``
+    positions. Inliers are drawn in green (outliers in red when ``draw_outliers``); ``caption`` is
+    written in a band under the images.
+    """
+    from .description import to_gray
+
+    def rgb8(img: np.ndarray) -> np.ndarray:
+        arr = np.asarray(img)
+        if arr.ndim == 3 and arr.shape[2] >= 3:
+            if arr.dtype == np.uint8:
+                return np.ascontiguousarray(arr[..., :3])
+            scale = 65535.0 if arr.dtype == np.uint16 else 1.0
+            return np.clip(np.rint(arr[..., :3].astype(np.float32) / scale * 255), 0, 255).astype(np.uint8)
+        g = np.clip(np.rint(to_gray(arr) * 255), 0, 255).astype(np.uint8)
+        return np.repeat(g[..., None], 3, axis=2)
+
+    a, b = rgb8(image1), rgb8(image2)
+    h = max(a.shape[0], b.shape[0])
+    band = 34 if caption else 0
+    canvas = np.full((h + band, a.shape[1] + b.shape[1], 3), 255, np.uint8)
+    canvas[:a.shape[0], :a.shape[1]] = a
+    canvas[:b.shape[0], a.shape[1]:] = b
+    p1 = np.asarray(points1, np.float64).reshape(-1, 2)
+    p2 = np.asarray(points2, np.float64).reshape(-1, 2) + [a.shape[1], 0]
+    keep = np.ones(len(p1), bool) if inliers is None else np.asarray(inliers, bool)
+    thickness = max(1, round(h / 600))
+    for draw, colour in ((~keep if draw_outliers else np.zeros_like(keep), (220, 40, 40)), (keep, (40, 200, 60))):
+        for (x1, y1), (x2, y2) in zip(p1[draw], p2[draw]):
+            q1, q2 = (int(round(x1)), int(round(y1))), (int(round(x2)), int(round(y2)))
+            cv2.line(canvas, q1, q2, colour, thickness, cv2.LINE_AA)
+            cv2.circle(canvas, q1, 2 * thickness, colour, -1, cv2.LINE_AA)
+            cv2.circle(canvas, q2, 2 * thickness, colour, -1, cv2.LINE_AA)
+    if caption:
+        cv2.putText(canvas, caption, (8, h + 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    return canvas

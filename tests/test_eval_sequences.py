@@ -1,0 +1,125 @@
+"""descnet.eval.sequences: MMA, corner error, the sequence loop, summaries and the ``eval sequences`` CLI."""
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from descnet.cli.main import main
+from descnet.data.sequences import ImageSequences, write_sequence
+from descnet.eval.sequences import (MMA_THRESHOLDS, PairResult, corner_error, evaluate_sequences, format_summary,
+                                    matching_accuracy, model_label, plot_mma, reprojection_errors, summarize)
+
+H2 = np.array([[0.92, 0.12, 14.0], [-0.09, 0.96, 6.0], [1.5e-4, 5e-5, 1.0]])
+H3 = np.array([[1.05, -0.05, -8.0], [0.06, 1.02, -5.0], [-1e-4, 1e-4, 1.0]])
+
+
+def texture(h: int = 240, w: int = 320, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 2.5)
+    return cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def sequence_root(tmp_path_factory):
+    """Two 3-image sequences in the HPatches layout: ``i_synth`` (brightness, H = I), ``v_synth`` (warps)."""
+    root = tmp_path_factory.mktemp("sequences")
+    base = texture(seed=11)
+    bright = [base, np.clip(base * 0.7 + 40, 0, 255).astype(np.uint8), np.clip(base * 1.2, 0, 255).astype(np.uint8)]
+    write_sequence(root / "i_synth", bright, {2: np.eye(3), 3: np.eye(3)})
+    other = texture(seed=12)
+    warped = [other] + [cv2.warpPerspective(other, h, (320, 240), borderMode=cv2.BORDER_REFLECT) for h in (H2, H3)]
+    write_sequence(root / "v_synth", warped, {2: H2, 3: H3})
+    return root
+
+
+def test_reprojection_errors_and_accuracy_known_answers():
+    p1 = np.array([[10.0, 20.0], [100.0, 50.0]])
+    p2 = cv2.perspectiveTransform(p1[None], H2)[0] + [[3.0, 4.0], [0.0, 0.0]]
+    np.testing.assert_allclose(reprojection_errors(p1, p2, H2), [5.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(matching_accuracy([0.5, 1.5, 3.0, 20.0], (1, 2, 5)), [0.25, 0.5, 0.75])
+    np.testing.assert_array_equal(matching_accuracy([], MMA_THRESHOLDS), np.zeros(10))  # no match scores 0
+    assert reprojection_errors(np.zeros((0, 2)), np.zeros((0, 2)), H2).shape == (0,)
+
+
+def test_corner_error_known_answers():
+    shift = np.array([[1.0, 0, 3.0], [0, 1.0, 4.0], [0, 0, 1.0]])
+    assert corner_error(shift @ H2, H2, (240, 320)) == pytest.approx(5.0)
+    assert corner_error(H2, H2, (240, 320)) == pytest.approx(0.0, abs=1e-9)
+    assert corner_error(None, H2, (240, 320)) == math.inf
+    # only the corner at (W-1, H-1) moves: the mean over 4 corners is a quarter of its displacement
+    bend = np.eye(3)
+    corners = np.array([[0, 0], [319, 0], [319, 239], [0, 239]], np.float64)
+    target = corners.copy()
+    target[2] += [8.0, 0.0]
+    bend = cv2.getPerspectiveTransform(corners.astype(np.float32), target.astype(np.float32))
+    assert corner_error(bend, np.eye(3), (240, 320)) == pytest.approx(2.0, abs=1e-4)
+
+
+def test_summarize_counts_pairs_and_splits():
+    def pair(kind, mma, err, matches):
+        return PairResult("s", kind, 2, (10, 10), matches, matches // 2, tuple([mma] * 10), err)
+    results = {"A": [pair("illumination", 0.5, 0.5, 10), pair("viewpoint", 1.0, 2.0, 20),
+                     pair("viewpoint", 0.0, math.inf, 0)]}
+    s = summarize(results)["A"]
+    assert set(s) == {"all", "illumination", "viewpoint"}
+    assert s["all"]["pairs"] == 3 and s["viewpoint"]["pairs"] == 2
+    assert s["all"]["mma"][0] == pytest.approx(0.5)
+    assert s["viewpoint"]["homography_accuracy"] == {"1": 0.0, "3": 0.5, "5": 0.5}
+    assert s["all"]["homography_accuracy"]["1"] == pytest.approx(1 / 3)
+    assert s["all"]["mean_corner_error"] == pytest.approx(1.25)  # failures are excluded from the mean
+    assert s["all"]["matches"] == pytest.approx(10.0)
+    table = format_summary(summarize(results))
+    assert "illumination" in table and "MMA@3" in table
+
+
+def test_evaluate_sequences_on_exact_synthetic_sequences(sequence_root, tmp_path):
+    sequences = ImageSequences(sequence_root)
+    models = {model_label("opencv-sift"): "opencv-sift", "pixels": "pixels"}
+    results = evaluate_sequences(sequences, models, max_keypoints=300)
+    assert list(results) == ["SIFT (OpenCV)", "pixels"]
+    sift = results["SIFT (OpenCV)"]
+    assert [(p.sequence, p.kind, p.target) for p in sift] == [
+        ("i_synth", "illumination", 2), ("i_synth", "illumination", 3), ("v_synth", "viewpoint", 2),
+        ("v_synth", "viewpoint", 3)]
+    for p in sift:
+        assert p.matches > 50 and p.mma[2] > 0.8 and p.corner_error < 3.0
+        assert all(a <= b for a, b in zip(p.mma, p.mma[1:]))
+    summary = summarize(results)
+    assert summary["pixels"]["all"]["pairs"] == 4
+    plot_mma(summary, tmp_path / "mma.png")
+    assert cv2.imread(str(tmp_path / "mma.png")).shape[2] == 3
+
+
+def test_cli_eval_sequences_writes_json_and_plot(sequence_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["eval", "sequences", "--root", str(sequence_root), "--model", "pixels", "--max-keypoints", "200",
+               "--sequence", "v_synth", "--out", str(out)])
+    assert rc == 0
+    payload = json.loads((out / "sequences.json").read_text())
+    assert list(payload["summary"]) == ["SIFT (OpenCV)", "RootSIFT (OpenCV)", "pixels"]
+    assert payload["settings"]["sequences"] == ["v_synth"]
+    assert len(payload["pairs"]["pixels"]) == 2
+    assert payload["summary"]["SIFT (OpenCV)"]["viewpoint"]["homography_accuracy"]["3"] == 1.0
+    assert (out / "mma.png").is_file()
+    assert "RootSIFT (OpenCV)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--sequence", "v_nothing"], "--sequence v_nothing: not found"),
+    (["--no-baselines"], "nothing to evaluate"),
+    (["--model", "pixels", "--kind", "viewpoint", "--sequence", "i_synth"], "--sequence i_synth: not found"),
+])
+def test_cli_eval_sequences_bad_arguments(sequence_root, tmp_path, capsys, extra, message):
+    out = tmp_path / "out"
+    assert main(["eval", "sequences", "--root", str(sequence_root), "--out", str(out), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cli_eval_sequences_missing_root(tmp_path, capsys):
+    assert main(["eval", "sequences", "--root", str(tmp_path / "none"), "--model", "pixels"]) == 2
+    assert "none" in capsys.readouterr().err
