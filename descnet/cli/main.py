@@ -21,6 +21,8 @@ COMMANDS: list[tuple] = [
         ("patches", "descnet.cli.data_patches", "build HPatches-style (and Brown) patch sets from image sequences"),
     ], "download datasets, synthesise sequences, build patch sets"),
     ("eval", [
+        ("brown", "descnet.cli.eval_brown", "Brown (UBC Phototour) FPR95 on the test pairs, ROC curves"),
+        ("hpatches", "descnet.cli.eval_hpatches", "HPatches verification, matching, retrieval mAP; tables, figure"),
         ("sequences", "descnet.cli.eval_sequences", "image matching on sequences: MMA, homography accuracy"),
     ], "benchmarks: Brown FPR95, HPatches tasks, image-sequence matching"),
 ]

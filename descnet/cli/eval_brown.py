@@ -1,0 +1,123 @@
+"""Brown (UBC Phototour) benchmark: FPR95 of descriptor distances on the test pairs, with ROC curves.
+
+Describes the patches of the pairs of --subset (liberty, notredame or yosemite under --root) with each
+--model, ranks the pairs by L2 distance and reports the false positive rate at 95% recall on the 100k pairs
+(m50_100000_100000_0.txt) or on the given --pairs files. Writes OUT/brown_<subset>.json and the ROC figure
+OUT/brown_<subset>_roc.{png,pdf}.
+
+examples:
+  descnet eval brown --root data/brown --subset notredame --model hardnet:runs/lib/best.pt --model sift
+  descnet eval brown --root data/brown --subset yosemite --model tfeat:tfeat-liberty.params --all-pairs
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", required=True, help="folder holding the subset (<root>/<subset>/ or <subset>.pt)")
+    parser.add_argument("--subset", required=True, help="liberty, notredame or yosemite")
+    parser.add_argument("--model", action="append", required=True, metavar="SPEC",
+                        help="model SPEC (repeatable): registry name, NAME:WEIGHTS, checkpoint, run directory, "
+                             "or sift / rootsift / pixels")
+    parser.add_argument("--pairs", action="append", default=[], metavar="FILE",
+                        help="m50_*.txt pair file name inside the subset (repeatable; default the 100k pairs)")
+    parser.add_argument("--all-pairs", action="store_true", help="evaluate every m50_* file of the subset")
+    parser.add_argument("--out", default="results/brown", help="output folder (default results/brown)")
+    parser.add_argument("--cache-dir", help="where the subset's HDF5 cache goes (default ROOT; use it when ROOT "
+                                            "is read-only)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="patches per forward pass (default: chosen by descnet.inference.describe_patches)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def pair_distances(descriptors, pairs):
+    """L2 distances (float64) of the pairs ``(M, >=2)`` of patch indices, from float32 ``(N, D)`` descriptors."""
+    import numpy as np
+
+    a = descriptors[pairs[:, 0]].astype(np.float64)
+    b = descriptors[pairs[:, 1]].astype(np.float64)
+    return np.sqrt(np.einsum("ij,ij->i", a - b, a - b))
+
+
+def run(args: argparse.Namespace) -> int:
+    import datetime as dt
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from descnet.data.phototour import DEFAULT_PAIRS, PhotoTour
+    from descnet.eval.fpr95 import fpr95
+    from descnet.eval.metrics import roc
+    from descnet.eval.report import format_table, plot_roc
+    from descnet.inference import describe_patches
+    from descnet.io import write_json
+    from descnet.models import resolve_model, spec_label
+    from descnet.runinfo import environment_info
+
+    labels = [spec_label(s) for s in args.model]
+    dupes = sorted({lb for lb in labels if labels.count(lb) > 1})
+    if dupes:
+        raise ValueError(f"two --model SPECs are both named {', '.join(dupes)}")
+    models = [resolve_model(spec) for spec in args.model]  # fail fast on a bad SPEC
+    data = PhotoTour(args.root, args.subset, cache_dir=args.cache_dir, progress=not args.quiet)
+    data.require_labels()
+    names = data.available_pairs() if args.all_pairs else (args.pairs or [DEFAULT_PAIRS])
+    if not names:
+        raise FileNotFoundError(f"{data.folder}: no m50_* pair files")
+    pairs = {name: data.read_pairs(name) for name in names}
+    needed = np.unique(np.concatenate([p[:, :2].ravel() for p in pairs.values()]))
+    where = np.full(len(data), -1, np.int64)
+    where[needed] = np.arange(len(needed))
+
+    results, curves = {}, {}
+    for spec, label, model in zip(args.model, labels, models):
+        print(f"{label}: describing {len(needed):,} patches of {args.subset}")
+        blocks = range(0, len(needed), 1 << 15)  # read the (memory-mapped) patches block by block
+        desc = np.concatenate([
+            describe_patches(model, data.patches[needed[i:i + (1 << 15)]], batch_size=args.batch_size,
+                             device=args.device).numpy()
+            for i in tqdm(blocks, desc=f"describe {label}", unit="block", disable=args.quiet, leave=False)])
+        if not np.isfinite(desc).all():
+            raise ValueError(f"{label}: the model produced NaN or infinite descriptors")
+        results[label] = {"spec": spec, "dim": int(desc.shape[1]), "pairs": {}}
+        for name, p in pairs.items():
+            dist = pair_distances(desc, where[p[:, :2]])
+            labels_ = p[:, 2] != 0
+            value = fpr95(dist, labels_)
+            results[label]["pairs"][name] = {"fpr95": value, "pairs": int(len(p)),
+                                             "positives": int(labels_.sum())}
+            if name == names[0]:
+                fpr, tpr = roc(dist, labels_)
+                curves[label] = (fpr, tpr)
+    rows = [[label, name, 100 * r["fpr95"], r["pairs"]] for label, res in results.items()
+            for name, r in res["pairs"].items()]
+    print(f"Brown {args.subset}: FPR95 (%), lower is better")
+    print(format_table(["descriptor", "pairs file", "FPR95 %", "pairs"], rows))
+
+    payload = {
+        "descnet_brown": 1,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "protocol": "FPR95: share of non-matching pairs with L2 distance <= the distance at which 95% of the "
+                    "matching pairs are accepted (fractions in [0, 1])",
+        "subset": args.subset, "root": str(args.root), "pairs_files": names, "models": results,
+        "environment": environment_info(args.device),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"brown_{args.subset}"
+    with tempfile.TemporaryDirectory(prefix=".brown-", dir=out) as tmp:  # all or nothing
+        staging = Path(tmp)
+        write_json(staging / f"{stem}.json", payload)
+        plot_roc(curves, {lb: results[lb]["pairs"][names[0]]["fpr95"] for lb in curves},
+                 [staging / f"{stem}_roc.png", staging / f"{stem}_roc.pdf"], f"{args.subset}, {names[0]}")
+        written = []
+        for path in sorted(staging.iterdir()):
+            os.replace(path, out / path.name)
+            written.append(str(out / path.name))
+    print("wrote " + ", ".join(written))
+    return 0

@@ -1,0 +1,43 @@
+"""Benchmarks: FPR95 (Brown), the three HPatches tasks, tables and figures.
+
+Names load lazily on first use::
+
+    from descnet.eval import fpr95, evaluate_hpatches
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# imported eagerly (numpy only): the function shares its name with its module, and a lazy attribute would
+# be shadowed by the submodule once anything imports ``descnet.eval.fpr95``
+from .fpr95 import fpr95, fpr_at_recall
+
+# public name -> module that defines it (PEP 562 lazy attributes)
+_LAZY = {
+    "average_precision": "descnet.eval.metrics",
+    "roc_auc": "descnet.eval.metrics",
+    "HPatchesDescriptors": "descnet.eval.descriptors",
+    "read_descriptor_csvs": "descnet.eval.descriptors",
+    "write_descriptor_csvs": "descnet.eval.descriptors",
+    "describe_hpatches": "descnet.eval.hpatches",
+    "evaluate_hpatches": "descnet.eval.hpatches",
+    "evaluate_matching": "descnet.eval.hpatches",
+    "evaluate_retrieval": "descnet.eval.hpatches",
+    "evaluate_verification": "descnet.eval.hpatches",
+    "generate_verification_pairs": "descnet.eval.hpatches",
+    "matching_map": "descnet.eval.hpatches",
+    "evaluate_sequences": "descnet.eval.sequences",
+}
+
+__all__ = sorted([*_LAZY, "fpr95", "fpr_at_recall"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'descnet.eval' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))

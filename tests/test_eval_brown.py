@@ -1,0 +1,74 @@
+"""``descnet eval brown``: FPR95 on Brown pair files written in the original layout."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from descnet.cli.eval_brown import pair_distances
+from descnet.cli.main import main
+from descnet.data.phototour import write_phototour
+
+
+def make_subset(root):
+    """12 points: points 0..9 have two identical patches (matching pairs at distance 0); points 10 and 11
+    have one patch each, and the two patches are identical (a non-matching pair at distance 0)."""
+    rng = np.random.default_rng(0)
+    singles = rng.integers(0, 256, (11, 64, 64), dtype=np.uint8)
+    patches = np.concatenate([np.repeat(singles[:10], 2, axis=0), singles[10:11], singles[10:11]])
+    labels = np.r_[np.repeat(np.arange(10), 2), 10, 11]
+    positives = [(2 * i, 2 * i + 1) for i in range(10)]
+    negatives = [(2 * i, 2 * ((i + 1) % 10) + 1) for i in range(10)] + [(20, 21)]
+    pairs = np.array(positives + negatives)
+    write_phototour(root, "toy", patches, labels, pairs, pairs_name="m50_21_21_0.txt")
+    # a second pair file in the published format: patch1 point1 0 patch2 point2 0 0
+    other = [(0, 1), (0, 3), (2, 5)]  # one match, two non-matches
+    (root / "toy" / "m50_3_3_0.txt").write_text(
+        "".join(f"{a} {labels[a]} 0 {b} {labels[b]} 0 0\n" for a, b in other))
+    return patches, labels, pairs
+
+
+def test_pair_distances_brute_force():
+    rng = np.random.default_rng(1)
+    desc = rng.normal(size=(30, 8)).astype(np.float32)
+    pairs = rng.integers(0, 30, (50, 3))
+    want = [np.linalg.norm(desc[a].astype(np.float64) - desc[b]) for a, b, _ in pairs]
+    np.testing.assert_allclose(pair_distances(desc, pairs), want, rtol=1e-12)
+
+
+def test_cli_fpr95_hand_made(tmp_path, capsys):
+    make_subset(tmp_path)
+    out = tmp_path / "out"
+    assert main(["eval", "brown", "--root", str(tmp_path), "--subset", "toy", "--model", "pixels",
+                 "--all-pairs", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "FPR95 %" in printed and "m50_21_21_0.txt" in printed
+    res = json.loads((out / "brown_toy.json").read_text())
+    files = res["models"]["pixels"]["pairs"]
+    # threshold = 10th of 10 positive distances = 0; only the identical non-matching pair is accepted
+    assert files["m50_21_21_0.txt"]["fpr95"] == pytest.approx(1 / 11, abs=1e-15)
+    assert files["m50_21_21_0.txt"]["positives"] == 10 and files["m50_21_21_0.txt"]["pairs"] == 21
+    assert files["m50_3_3_0.txt"]["fpr95"] == 0.0
+    for suffix in (".png", ".pdf"):
+        assert (out / f"brown_toy_roc{suffix}").stat().st_size > 1000
+    assert not list(out.glob(".brown-*"))
+
+
+def test_cli_errors_leave_results_alone(tmp_path, capsys):
+    make_subset(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "brown_toy.json").write_text("old")
+    assert main(["eval", "brown", "--root", str(tmp_path), "--subset", "toy", "--model", "pixels",
+                 "--pairs", "m50_9_9_0.txt", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "m50_9_9_0.txt: no such pairs file" in err and "m50_21_21_0.txt" in err
+    assert main(["eval", "brown", "--root", str(tmp_path), "--subset", "nowhere", "--model", "pixels",
+                 "--out", str(out), "--quiet"]) == 2
+    assert "no Brown subset 'nowhere'" in capsys.readouterr().err
+    assert main(["eval", "brown", "--root", str(tmp_path), "--subset", "toy", "--model", "nosuchmodel",
+                 "--out", str(out), "--quiet"]) == 2
+    assert "nosuchmodel" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["brown_toy.json"]
+    assert (out / "brown_toy.json").read_text() == "old"
