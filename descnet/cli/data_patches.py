@@ -9,6 +9,8 @@ Output:
   OUT/hpatches-release/<sequence>/{ref,e1..e5,h1..h5,t1..t5}.png   (row i = the same scene point)
   OUT/<NAME>/   with --brown NAME: Brown layout (patchesNNNN.bmp, info.txt, interest.txt, m50 pairs)
   OUT/patchify.json                                                (every parameter, rows per sequence)
+  OUT/tasks/        HPatches task files for `descnet eval hpatches --root OUT/hpatches-release`: split full
+                    (every sequence) and, with --test-sequences or --test-fraction, split custom; GENERATED
 
 A jitter level is ROTATION,SCALE,ANISOTROPY,TRANSLATION (degrees, then fractions; see
 descnet.data.patchify.Jitter) or key=value pairs overriding the defaults, e.g. --jitter-hard translation=0.3,
@@ -18,6 +20,8 @@ examples:
   descnet data patches --sequences data/hpatches-sequences-release --out data/my-hpatches
   descnet data patches --sequences data/synth --out data/synth-patches --brown synthetic --max-points 500
   descnet data patches --sequences data/synth --out data/p --detectors dog,hessian,harris --image-scale 0.5
+  descnet data patches --sequences data/synth --out data/p --test-fraction 0.3
+  descnet eval hpatches --root data/p/hpatches-release --split custom --model hardnet:hardnet.pth
 """
 from __future__ import annotations
 
@@ -55,6 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Brown patches per scene point (default: 4)")
     parser.add_argument("--brown-pairs", type=int, default=100_000, metavar="M",
                         help="Brown test pairs, half matching (default: 100000)")
+    split = parser.add_mutually_exclusive_group()
+    split.add_argument("--test-sequences", nargs="+", metavar="NAME",
+                       help="test sequences of the split 'custom' written to OUT/tasks (train = the others)")
+    split.add_argument("--test-fraction", type=float, metavar="F",
+                       help="draw this fraction of the sequences (with --seed) as the test sequences of 'custom'")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier patch set in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -108,12 +117,17 @@ def run(args: argparse.Namespace) -> int:
         args.sequences, args.out, options, seed=args.seed, brown=args.brown,
         brown_types=tuple(t.strip() for t in args.brown_types.split(",") if t.strip()),
         brown_per_point=args.brown_per_point, brown_pairs=args.brown_pairs, overwrite=args.overwrite,
-        progress=not args.quiet)
+        progress=not args.quiet, test_sequences=args.test_sequences, test_fraction=args.test_fraction)
     rows = summary["rows"]
     print(f"wrote {sum(rows.values())} patch rows from {len(rows)} sequences to {args.out}/hpatches-release "
           f"in {time.perf_counter() - start:.1f} s")
     for name, why in summary["skipped"].items():
         print(f"skipped {name}: {why}")
+    for name, info in summary["tasks"]["splits"].items():
+        print(f"wrote GENERATED task files {args.out}/tasks: split {name} ({info['test_sequences']} test "
+              f"sequences, {info['queries']} retrieval queries, {info['distractors']} distractors)")
+    for warning in summary["tasks"]["warnings"]:
+        print(f"warning: {warning}")
     if "brown" in summary:
         b = summary["brown"]
         print(f"wrote Brown layout {args.out}/{b['name']}: {b['patches']} patches of {b['points']} points, "

@@ -5,13 +5,16 @@ OUT/descriptors/, keyed by the model and its weights), or reads descriptors in t
 (--descriptors DIR/<name>), evaluates the tasks exactly as hpatches-benchmark's python code does and writes
 OUT/hpatches_<split>.{json,md,tex,png,pdf}. Verification and retrieval pairs come from the official task
 files (--tasks-dir, default <root>/../tasks); when the verification files are missing, pairs are generated
-by a seeded procedure that follows the official definition, and every output says so.
+by a seeded procedure that follows the official definition, and every output says so. A task folder
+written by `descnet data patches` for a custom patch set (it holds GENERATED.json) is used the same way
+(--split custom or full), and every output says that its split and retrieval files are generated.
 
 examples:
   descnet eval hpatches --root data/hpatches/hpatches-release --model rootsift --model hardnet:hardnet.pth \\
       --split a --out results/hpatches
   descnet eval hpatches --descriptors my_descs/hardnet --tasks-dir data/hpatches/tasks --split full
   descnet eval hpatches --root data/hpatches/hpatches-release --model sift --export-csv csv_out
+  descnet eval hpatches --root data/my-patches/hpatches-release --split custom --model pixels
 """
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--descriptors", action="append", default=[], metavar="DIR",
                         help="descriptors in the official layout DIR/<sequence>/<type>.csv (repeatable); the "
                              "folder name is the descriptor's name")
-    parser.add_argument("--split", default="a", help="official split: a, b, c, full, illum or view (default a)")
+    parser.add_argument("--split", default="a", help="split of splits.json: a, b, c, full, illum or view (default a); custom or full for a "
+                                               "patch set built by `descnet data patches`")
     parser.add_argument("--tasks", default="verification,matching,retrieval",
                         help="comma-separated tasks (default all three)")
     parser.add_argument("--tasks-dir", help="official task files (splits/splits.json, task CSVs); default "
@@ -123,8 +127,9 @@ def run(args: argparse.Namespace) -> int:
     import datetime as dt
     from pathlib import Path
 
-    from descnet.data.hpatches import (TASKS_HINT, HPatches, find_tasks_dir, read_retrieval_task,
-                                       read_split, read_verification_pairs, verification_pairs_paths,
+    from descnet.data.hpatches import (GENERATED_FILE, TASKS_HINT, HPatches, find_tasks_dir,
+                                       read_generated_tasks, read_retrieval_task, read_split,
+                                       read_verification_pairs, verification_pairs_paths,
                                        write_verification_pairs)
     from descnet.eval.descriptors import read_descriptor_csvs, write_descriptor_csvs
     from descnet.eval.hpatches import TASKS, evaluate_hpatches, generate_verification_pairs
@@ -153,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     split = read_split(tasks_dir, args.split)
     retrieval = read_retrieval_task(tasks_dir, split.name) if "retrieval" in tasks else None
     verification = read_verification_pairs(tasks_dir, split.name) if "verification" in tasks else None
+    generated_tasks = read_generated_tasks(tasks_dir)
 
     labels = [spec_label(s) for s in args.model] + [Path(d).name for d in args.descriptors]
     dupes = sorted({lb for lb in labels if labels.count(lb) > 1})
@@ -168,6 +174,11 @@ def run(args: argparse.Namespace) -> int:
         lengths = dataset.check(split.test)  # all sequences, types and row counts, from the PNG headers
     cache_dir = Path(args.cache_dir) if args.cache_dir else out / "descriptors"
     notes, generated, results = [], None, {}
+    if generated_tasks is not None:
+        notes.append(f"Split {split.name} and retrieval files GENERATED for a custom patch set (descnet.data."
+                     f"hpatches.write_custom_tasks, seed {generated_tasks.get('seed')}; see "
+                     f"{tasks_dir / GENERATED_FILE}): numbers are not comparable with published HPatches ones.")
+        print(f"NOTE: {notes[-1]}")
     for label, kind, source in jobs:  # one descriptor set in memory at a time
         if kind == "model":
             ds = _load_or_describe(source, label, dataset, list(split.test), lengths, args, cache_dir)
@@ -216,7 +227,13 @@ def run(args: argparse.Namespace) -> int:
         "split": {"name": split.name, "test_sequences": list(split.test)},
         "tasks": tasks,
         "task_files": {"directory": str(tasks_dir),
-                       **({"retrieval": [retrieval[0].source, retrieval[1].source]} if retrieval else {}),
+                       **({"generated": {"file": str(tasks_dir / GENERATED_FILE), "seed": generated_tasks.get("seed"),
+                                         "procedure": generated_tasks.get("procedure"),
+                                         "split": generated_tasks.get("splits", {}).get(split.name)}}
+                          if generated_tasks is not None else {}),
+                       **({"retrieval": [retrieval[0].source, retrieval[1].source],
+                           "retrieval_source": "generated" if generated_tasks is not None else "official files"}
+                          if retrieval else {}),
                        **({"verification": verif_info} if verification is not None else {})},
         "headline_definitions": {t: HEADLINE_NOTES[t] for t in tasks},
         "notes": notes,
@@ -235,7 +252,9 @@ def run(args: argparse.Namespace) -> int:
         (staging / f"{stem}.md").write_text(markdown_table(results, split.name, notes))
         (staging / f"{stem}.tex").write_text(latex_table(results, split.name, notes))
         plot_hpatches(results, [staging / f"{stem}.png", staging / f"{stem}.pdf"], split.name,
-                      note="verification pairs generated" if generated else "")
+                      note=", ".join(n for n, on in (("split and retrieval files generated",
+                                                      generated_tasks is not None),
+                                                     ("verification pairs generated", generated)) if on))
         if generated:
             write_verification_pairs(staging / "tasks", split.name, generated)
         written = []

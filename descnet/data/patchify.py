@@ -33,6 +33,11 @@ Output of :func:`write_patch_dataset` (``descnet data patches``)::
                                                    written by :func:`descnet.data.hpatches.write_patch_stack`)
     OUT/<NAME>/                                    with ``brown=NAME``: the Brown (UBC Phototour) layout,
                                                    written by :func:`descnet.data.phototour.write_phototour`
+    OUT/tasks/                                     HPatches task files for this set (splits ``full`` and,
+                                                   with test sequences, ``custom``; retrieval CSVs,
+                                                   GENERATED.json), by
+                                                   :func:`descnet.data.hpatches.write_custom_tasks`, so
+                                                   ``descnet eval hpatches --root OUT/hpatches-release`` works
 """
 from __future__ import annotations
 
@@ -614,11 +619,16 @@ def _output_name(sequence: Sequence) -> str:
 def write_patch_dataset(sequences: str | os.PathLike | ImageSequences, out: str | os.PathLike,
                         options: PatchifyOptions | None = None, seed: int = 0, brown: str | None = None,
                         brown_types: Seq[str] = ("ref", "e", "h"), brown_per_point: int = 4,
-                        brown_pairs: int = 100_000, overwrite: bool = False, progress: bool = False) -> dict:
+                        brown_pairs: int = 100_000, overwrite: bool = False, progress: bool = False,
+                        test_sequences: Seq[str] | None = None, test_fraction: float | None = None) -> dict:
     """Build the patch set of every sequence and write it (layout in the module docstring).
 
     The output is built in a temporary folder next to ``out`` and moved into place at the end; an existing
     non-empty ``out`` is replaced only when it holds an earlier ``patchify.json`` and ``overwrite`` is set.
+    ``OUT/tasks`` gets the split ``custom`` (test = ``test_sequences``, names as in the input or as written,
+    or a ``test_fraction`` of the sequences drawn with ``seed``; train = the others) when either is given,
+    and always ``full``; the retrieval files are drawn with ``seed`` (see
+    :func:`descnet.data.hpatches.write_custom_tasks`).
     Sequences named without ``i_``/``v_`` (Oxford, EF) are written as ``v_<name>``; sequences where no
     region survives are skipped (listed in ``patchify.json``).
 
@@ -655,10 +665,11 @@ def write_patch_dataset(sequences: str | os.PathLike | ImageSequences, out: str 
     if wrong:
         raise ValueError(f"{wrong[0].path}: has {len(wrong[0])} images; the hpatches-release layout needs 6 "
                          f"(use sequence_patches() for other lengths)")
-    out = check_output_folder(out, MARKER, overwrite)
     names = [_output_name(s) for s in seqs]
     if len(set(names)) != len(names):
         raise ValueError(f"{seqs.root}: two sequences would be written to the same folder ({names})")
+    test_names = _test_sequence_names(seqs, names, test_sequences, test_fraction, seed)
+    out = check_output_folder(out, MARKER, overwrite)
 
     summary: dict = {"descnet": "patchify", "sequences_root": str(seqs.root), "seed": seed,
                      "options": options.to_json(),
@@ -713,8 +724,36 @@ def write_patch_dataset(sequences: str | os.PathLike | ImageSequences, out: str 
                                 "pairs": len(pairs), "types": list(brown_types), "per_point": brown_per_point,
                                 "interest": "image id (sequence index * images + k - 1), x, y, "
                                             "orientation (degrees), log2 of the region half-side"}
+        if test_names is not None:
+            lost = [n for n in test_names if n not in summary["rows"]]
+            if lost:
+                raise ValueError(f"test sequence(s) {', '.join(lost)} gave no patches (skipped); choose others")
+        from descnet.data.hpatches import write_custom_tasks
+
+        summary["tasks"] = write_custom_tasks(tmp / "tasks", summary["rows"], test_names, "custom", seed=seed)
         write_json(tmp / MARKER, summary)
     return summary
+
+
+def _test_sequence_names(seqs: ImageSequences, names: list[str], test_sequences: Seq[str] | None,
+                         test_fraction: float | None, seed: int) -> list[str] | None:
+    """Output names of the custom split's test sequences (None: no custom split), checked before any work."""
+    if test_sequences is not None and test_fraction is not None:
+        raise ValueError("give test sequences or a test fraction, not both")
+    if test_fraction is not None:
+        if not 0 < test_fraction < 1:
+            raise ValueError(f"--test-fraction must be between 0 and 1 (exclusive), got {test_fraction}")
+        count = min(max(1, round(test_fraction * len(names))), max(1, len(names) - 1))
+        picked = np.random.default_rng([seed, 2]).choice(len(names), count, replace=False)
+        return sorted(names[i] for i in picked)
+    if test_sequences is None:
+        return None
+    by_name = {**{s.name: n for s, n in zip(seqs, names)}, **{n: n for n in names}}
+    unknown = [t for t in test_sequences if t not in by_name]
+    if unknown or not test_sequences:
+        raise ValueError(f"--test-sequences: {', '.join(unknown) or '(none given)'} not among the sequences of "
+                         f"{seqs.root} ({', '.join(names)})")
+    return list(dict.fromkeys(by_name[t] for t in test_sequences))
 
 
 def _interest(maps: np.ndarray, image_id: np.ndarray) -> np.ndarray:
