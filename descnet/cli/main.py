@@ -12,7 +12,9 @@ import sys
 
 # (verb, module, one-line help); a verb group is (verb, [(sub-verb, module, help), ...], help)
 COMMANDS: list[tuple] = [
+    ("demo", "descnet.cli.demo", "the whole workflow on synthetic data, in minutes on a CPU (no downloads)"),
     ("models", "descnet.cli.models", "list the registered models"),
+    ("train", "descnet.cli.train", "train a descriptor from a YAML config (checkpoints, resume, DDP)"),
     ("describe", "descnet.cli.describe", "describe image keypoints with a model into an HDF5 features file"),
     ("match", "descnet.cli.match", "match two images: descriptors, robust geometric check, picture, summary"),
     ("data", [

@@ -230,3 +230,44 @@ def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], fpr95: Mapping
         return _save_figure(fig, paths)
     finally:
         plt.close(fig)
+
+
+def plot_training_curves(runs: Mapping[str, str | os.PathLike], path: str | os.PathLike) -> Path | None:
+    """Loss per step and validation FPR95 per epoch of training runs (their ``metrics.jsonl``), one line per
+    run; written atomically as PNG. Returns the path, or ``None`` when no run has metrics."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.8))
+    drawn = False
+    for label, run in runs.items():
+        metrics = Path(run) / "metrics.jsonl"
+        if not metrics.is_file():
+            continue
+        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        steps = [r for r in rows if r.get("kind") == "step"]
+        epochs = [r for r in rows if r.get("kind") == "epoch"]
+        if steps:
+            ax_loss.plot([r["step"] for r in steps], [r["loss"] for r in steps], label=label)
+            drawn = True
+        pts = [(r["step"], 100 * r["fpr95"]) for r in epochs if "fpr95" in r]  # mean over the pair sets
+        if pts:
+            ax_val.plot(*zip(*pts), marker="o", label=label)
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax_loss.set(xlabel="step", ylabel="triplet loss", title="training loss")
+    ax_val.set(xlabel="step", ylabel="FPR95 (%)", title="validation FPR95 (lower is better)")
+    for ax in (ax_loss, ax_val):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return path

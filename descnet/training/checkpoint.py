@@ -1,0 +1,85 @@
+"""Training checkpoints: one format, written atomically, read with ``torch.load(weights_only=True)``.
+
+A checkpoint is a dict (the model SPEC resolver of :mod:`descnet.models` reads ``model`` and
+``state_dict``; ``descnet train --resume`` reads the rest)::
+
+    {'descnet': 1,
+     'model': {'name': 'hardnet-csa', 'options': {...}},  # create_model(name, **options) rebuilds it
+     'state_dict': {...},                                  # the bare model (no DDP 'module.' prefix)
+     'optimizer': {...}, 'scheduler': {...}, 'scaler': {...} or None,
+     'epoch': int,             # epochs completed before this point
+     'step': int,              # optimiser steps done in all (global)
+     'batch': int,             # batches of `epoch` already done (0 at an epoch boundary)
+     'rng': {'seed': int},     # every random draw is a function of (seed, epoch, step): nothing else to keep
+     'config': dict,           # the full config of the run
+     'metrics': dict,          # the latest validation figures
+     'best': {'metric': str, 'value': float, 'epoch': int} or None}
+
+Run directories hold ``last.pt`` (latest) and ``best.pt`` (best validation figure so far).
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from descnet.io import atomic_path
+
+__all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "find_checkpoint", "LAST", "BEST"]
+
+FORMAT_VERSION = 1
+LAST, BEST = "last.pt", "best.pt"
+_REQUIRED = ("model", "state_dict", "optimizer", "scheduler", "epoch", "step", "batch", "config")
+
+
+def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
+    """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename): an interrupted write
+    leaves the previous checkpoint intact."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            torch.save(dict(payload), f)
+            f.flush()
+            os.fsync(f.fileno())
+    return path
+
+
+def find_checkpoint(path: str | os.PathLike) -> Path:
+    """A run directory -> its ``last.pt``; a file -> itself. Clear errors otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / LAST).is_file():
+            return path / LAST
+        raise FileNotFoundError(f"{path}: no {LAST} in this run directory (nothing to resume)")
+    if path.is_file():
+        return path
+    raise FileNotFoundError(f"{path}: no such run directory or checkpoint")
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a training checkpoint (``weights_only=True``) and check it has what a resume needs."""
+    path = find_checkpoint(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds for a damaged or foreign file
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{path}: not a readable descnet checkpoint ({first})") from None
+    if not isinstance(obj, dict) or obj.get("descnet") != FORMAT_VERSION:
+        raise ValueError(f"{path}: not a descnet training checkpoint (format {FORMAT_VERSION})")
+    missing = [k for k in _REQUIRED if k not in obj]
+    if missing:
+        raise ValueError(f"{path}: the checkpoint lacks {', '.join(missing)}: it holds weights only and cannot "
+                         f"be resumed (use it as model.init to start a new run from it)")
+    return obj
+
+
+def is_better(value: float, best: Mapping[str, Any] | None, higher_is_better: bool = False) -> bool:
+    """Whether ``value`` beats ``best['value']`` (lower is better for FPR95); NaN never does."""
+    if value is None or math.isnan(value):
+        return False
+    if best is None or best.get("value") is None:
+        return True
+    return value > best["value"] if higher_is_better else value < best["value"]

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The CPU learning check on the real image sequences of the shared data (configs/shared-sequences.yaml):
+# train HardNet on patches cut from bark, trees, ubc, wall and v_churchill with HPatches-style e/h/t
+# jitter, validate FPR95 on pairs of the held-out graf, boat and notredame, then compare real matching
+# (SIFT keypoints, MMA@3) on the held-out sequences against OpenCV SIFT and RootSIFT.
+#
+#   tools/train_shared_sequences.sh [SHARED_DATA] [OUT] [-- extra descnet train arguments]
+#
+#   SHARED_DATA  default $DESCNET_SHARED_DATA or ../shared/data (needs oxford-affine/, hpatches/sequences/, ef/)
+#   OUT          run directory, default runs/shared-sequences; matching results in OUT/eval-sequences/
+#
+# Quick check of the set-up (a few hundred steps): -- --set epochs=1 --set pairs_per_epoch=51200
+# Faster on CPUs with bf16 support: -- --set runtime.amp=bf16
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(dirname "$HERE")
+DESCNET=${DESCNET:-descnet}
+POS=()  # positional arguments up to "--"; the rest goes to descnet train
+while [[ $# -gt 0 && "$1" != "--" ]]; do POS+=("$1"); shift; done
+[[ "${1:-}" == "--" ]] && shift
+DATA=${POS[0]:-${DESCNET_SHARED_DATA:-$REPO/../shared/data}}
+RUN=${POS[1]:-runs/shared-sequences}
+for d in oxford-affine hpatches/sequences ef; do
+  [[ -d "$DATA/$d" ]] || { echo "train_shared_sequences.sh: no folder '$DATA/$d' (give the shared data folder)" >&2; exit 2; }
+done
+
+if [[ -f "$RUN/last.pt" ]]; then
+  "$DESCNET" train --resume "$RUN" "$@"
+else
+  "$DESCNET" train "$REPO/configs/shared-sequences.yaml" --out "$RUN" \
+    --set "data.root=[$DATA/oxford-affine, $DATA/hpatches/sequences, $DATA/ef]" "$@"
+fi
+"$DESCNET" eval sequences --root "$DATA/oxford-affine" --root "$DATA/ef" \
+  --sequence graf --sequence boat --sequence notredame --model "$RUN" --model hardnet --out "$RUN/eval-sequences"
