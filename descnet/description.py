@@ -41,6 +41,7 @@ import torch
 from kornia import feature as KF
 from torch import nn
 
+from .data.images import read_image
 from .features_io import Features, read_keypoints
 from .inference import describe_patches
 from .models import resolve_model, spec_label
@@ -78,38 +79,6 @@ OPENCV_DESCRIPTORS = {"opencv-sift": False, "opencv-rootsift": True}
 
 
 # ---------------------------------------------------------------- images
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file -> ``(H, W)`` grey or ``(H, W, 3)`` RGB array, uint8 or uint16 (depth kept).
-
-    Any format OpenCV reads (PNG, JPEG, PPM/PGM, TIFF, BMP ...). Raises ``FileNotFoundError`` for a missing
-    file and ``ValueError`` for an empty, unreadable or truncated one (a JPEG without its end marker,
-    which OpenCV would silently decode with a grey bottom).
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such image file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a directory, not an image file") from None
-    if not data:
-        raise ValueError(f"{path}: empty file, not an image")
-    if data[:2] == b"\xff\xd8" and not _jpeg_complete(data):
-        raise ValueError(f"{path}: truncated JPEG (no end-of-image marker after the last scan)")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
-    if image is None or image.size == 0:
-        raise ValueError(f"{path}: not a readable image (unknown format, truncated or corrupt)")
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    return image
-
-
-def _jpeg_complete(data: bytes) -> bool:
-    """A JPEG is complete when an end-of-image marker (FFD9) follows its last start-of-scan (FFDA)."""
-    last_scan = data.rfind(b"\xff\xda")
-    return last_scan >= 0 and data.find(b"\xff\xd9", last_scan) >= 0
-
 
 def to_gray(image: np.ndarray, name: str = "image") -> np.ndarray:
     """Grey, RGB or RGBA image, uint8 / uint16 / float in [0, 1] -> ``(H, W)`` float32 grey in [0, 1].

@@ -25,6 +25,8 @@ from typing import Iterator
 
 import numpy as np
 
+from descnet.data.images import read_image
+
 __all__ = ["Sequence", "ImageSequences", "load_sequence", "read_image", "read_homography",
            "write_homography", "write_sequence", "sequence_kind", "IMAGE_EXTENSIONS"]
 
@@ -67,7 +69,7 @@ class Sequence:
         return list(range(2, len(self) + 1))
 
     def image(self, k: int, gray: bool = True) -> np.ndarray:
-        """Image ``k`` as uint8: ``(H, W)`` when ``gray``, else ``(H, W, 3)`` RGB."""
+        """Image ``k`` (uint8, or uint16 for 16-bit files): ``(H, W)`` when ``gray``, else ``(H, W, 3)`` RGB."""
         if k not in self.image_paths:
             raise KeyError(f"{self.name}: no image {k} (the sequence has images 1..{len(self)})")
         return read_image(self.image_paths[k], gray=gray)
@@ -79,24 +81,6 @@ class Sequence:
                 raise KeyError(f"{self.name}: no image {k} (the sequence has images 1..{len(self)})")
         h = self.homographies[j] @ np.linalg.inv(self.homographies[i])
         return h / h[2, 2]
-
-
-def read_image(path: str | os.PathLike, gray: bool = True) -> np.ndarray:
-    """Read an image file: uint8 ``(H, W)`` when ``gray``, else ``(H, W, 3)`` RGB. PPM/PGM headers with
-    ``#`` comments, PNG, JPEG, BMP and TIFF are read by OpenCV."""
-    import cv2
-
-    path = Path(path)
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such image file") from None
-    except IsADirectoryError:
-        raise IsADirectoryError(f"{path}: is a folder, not an image file") from None
-    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ValueError(f"{path}: not a readable image (empty or corrupt file, or an unsupported format)")
-    return image if gray else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def read_homography(path: str | os.PathLike) -> np.ndarray:

@@ -391,7 +391,8 @@ def write_synthetic_sequences(out: str | os.PathLike, count: int = 10, images=No
     Returns:
         the sequence folders, in order.
     """
-    from descnet.data.sequences import read_image, write_sequence
+    from descnet.data.images import read_image
+    from descnet.data.sequences import write_sequence
     from descnet.io import atomic_dir, write_json
 
     if count < 1:
