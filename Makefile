@@ -11,7 +11,6 @@ STAMP  := $(VENV)/.descnet-installed
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,onnx]'
 	@touch $(STAMP)
 

@@ -40,8 +40,10 @@ class DemoOptions:
     test_sequences: int = 4
     image_size: str = "640x480"
     points_per_sequence: int = 800
-    train_steps: int = 150          # optimiser steps per model
+    train_steps: int = 120          # optimiser steps per model
     batch_size: int = 128           # pairs per step
+    verification_pairs: int = 50000  # per verification file (generated, as the patch set is ours)
+    max_keypoints: int = 500        # per image in the sequence-matching evaluation
     seed: int = 0
     quiet: bool = False
     log: Callable[[str], None] = field(default=print, repr=False)
@@ -80,7 +82,9 @@ def _train_config(opts: DemoOptions, model: str, train_root: Path, test_root: Pa
         "augmentation": {"flip": True, "rot90": True},
         "validation": {"pairs": [{"name": "demo", "root": str(test_root)}], "max_pairs": 10000},
         "seed": opts.seed,
-        "runtime": {"device": "cpu", "log_every": 5, "checkpoint_every": 50, "progress": not opts.quiet},
+        # bf16 autocast: 2-5x faster on CPUs with AVX512-BF16/AMX, harmless elsewhere
+        "runtime": {"device": "cpu", "amp": "bf16", "log_every": 5, "checkpoint_every": 50,
+                    "progress": not opts.quiet},
     }
 
 
@@ -147,13 +151,13 @@ def run_demo(opts: DemoOptions) -> Path:
     step("eval hpatches", evals / "hpatches" / "hpatches_full.json",
          [["eval", "hpatches", "--root", str(test_patches / "hpatches-release"), "--split", "full",
            "--model", "rootsift", *sum((["--model", s] for s in specs), []),
-           "--verification-pairs", "50000", "--out", str(evals / "hpatches"), *quiet]])
+           "--verification-pairs", str(opts.verification_pairs), "--out", str(evals / "hpatches"), *quiet]])
     step("eval brown", evals / "brown" / "brown_demo.json",
          [["eval", "brown", "--root", str(test_patches), "--subset", "demo", "--model", "rootsift",
            *sum((["--model", s] for s in specs), []), "--out", str(evals / "brown"), *quiet]])
     step("eval sequences", evals / "sequences" / "sequences.json",
          [["eval", "sequences", "--root", str(split_root / "test"), *sum((["--model", s] for s in specs), []),
-           "--max-keypoints", "500", "--out", str(evals / "sequences")]])
+           "--max-keypoints", str(opts.max_keypoints), "--out", str(evals / "sequences")]])
 
     # 7. one held-out image pair
     pair = sequences / test_names[0]

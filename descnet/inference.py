@@ -1,25 +1,66 @@
-"""The inference path: many patches -> descriptors, batched, in eval mode under ``torch.inference_mode``.
+"""The inference path: many patches -> descriptors, batched, fast, in eval mode.
 
 Every command that describes patches (``describe``, ``match``, ``eval``, the benchmarks) goes through
-:func:`describe_patches`.
+:func:`describe_patches`. It never changes the model it is given: it describes with a *prepared copy*
+(:class:`PatchDescriber`), built once per model, device, backend and precision and rebuilt when the
+model's weights change.
+
+Backends (``backend=``):
+
+* ``"eager"``: the model as written, eval mode, ``torch.inference_mode``.
+* ``"fused"``: :func:`fuse_for_inference` (BatchNorm folded into the convolution before it, dropout
+  removed, CSA blocks replaced by :class:`FusedCSA`), pure PyTorch, on any device and precision.
+* ``"onnxruntime"``: the fused model exported to ONNX in memory and run by ONNX Runtime (CPU, float32;
+  needs the optional ``onnxruntime`` package).
+* ``"compile"``: ``torch.compile`` of the fused model with inductor's weight freezing; compiling takes a
+  minute on a small CPU, so it is used only when asked for.
+* ``"auto"`` (default): ``"onnxruntime"`` on the CPU in float32 for jobs of at least
+  :data:`ONNX_MIN_PATCHES` patches when ONNX Runtime is installed, ``"fused"`` otherwise.
+
+A backend that cannot handle a model (export fails, or its output on a probe batch differs from the
+eager model's by more than 1e-4) falls back to ``"fused"``, then to ``"eager"``, with a warning when the
+backend was asked for by name. All backends agree with the eager model to about 1e-6 in float32.
+``precision="bfloat16"`` runs the fused model in bfloat16 (``"eager"``/``"fused"``/``"compile"``;
+about 1e-2 from float32), returning float32 descriptors.
+
+Batch sizes: on the CPU, PyTorch tensors over ~8 MB get fresh memory pages from the OS on every call
+(glibc ``mmap``), which can cost more than the arithmetic of a small CNN, and CSA's ``(G*M, N)`` maps
+should stay in cache; :func:`default_batch_size` is 32 patches there (a 4 MB 32x32x32 activation),
+256 for a plain CNN under ONNX Runtime (its memory arena reuses buffers; fewer, larger calls) and 16 for
+a model with attention under ONNX Runtime (whose graph cannot split the batch for the attention maps).
 """
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import copy
+import warnings
+import weakref
+from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["as_patch_tensor", "describe_patches"]
+__all__ = ["as_patch_tensor", "describe_patches", "PatchDescriber", "fuse_for_inference", "fold_batchnorm",
+           "FusedCSA", "default_batch_size", "onnxruntime_available", "BACKENDS", "PRECISIONS",
+           "ONNX_MIN_PATCHES"]
+
+BACKENDS = ("auto", "eager", "fused", "onnxruntime", "compile")
+PRECISIONS = ("float32", "bfloat16")
+#: "auto" uses ONNX Runtime from this many patches on (building the session costs ~0.3 s).
+ONNX_MIN_PATCHES = 4096
+#: a prepared backend must reproduce the eager model to this (max abs difference, unit descriptors).
+_PROBE_TOLERANCE = 1e-4
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def as_patch_tensor(patches: Any, patch_size: int) -> torch.Tensor:
     """uint8 or float patches ``(N, H, W)`` / ``(N, 1, H, W)`` -> float ``(N, 1, P, P)`` in [0, 1].
 
     uint8 input is divided by 255; float input is taken as already in [0, 1]. Patches of another size
-    are resized with anti-aliased bilinear interpolation (e.g. HPatches' 65x65 -> 32x32).
+    are resized with anti-aliased bilinear interpolation (e.g. HPatches' 65x65 -> 32x32). The result is on
+    the device of the input.
     """
     x = torch.from_numpy(np.ascontiguousarray(patches)) if isinstance(patches, np.ndarray) else patches
     if not isinstance(x, torch.Tensor):
@@ -39,23 +80,427 @@ def as_patch_tensor(patches: Any, patch_size: int) -> torch.Tensor:
     return x
 
 
-@torch.inference_mode()
-def describe_patches(model: nn.Module, patches: Any, batch_size: int = 1024, device: str | torch.device = "cpu",
-                     progress: bool = False) -> torch.Tensor:
-    """Describe ``(N, H, W)`` patches with ``model``: returns float32 ``(N, D)`` descriptors on the CPU."""
-    model = model.eval().to(device)
-    patch_size = int(getattr(model, "patch_size", 32))
+# ------------------------------------------------------------------------------------------ fusion
+
+
+def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A conv with bias computing ``bn(conv(x))`` for a BatchNorm in eval mode (running statistics).
+
+    ``w' = w * g / sqrt(var + eps)`` per output channel and ``b' = (b - mean) * g / sqrt(var + eps) + beta``,
+    with ``g = 1, beta = 0`` for ``affine=False``: exact up to float rounding.
+    """
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("fold_batchnorm needs a BatchNorm with running statistics")
+    scale = torch.rsqrt(bn.running_var.double() + bn.eps)
+    shift = -bn.running_mean.double() * scale
+    if conv.bias is not None:
+        shift = shift + conv.bias.double() * scale
+    if bn.affine:
+        shift = shift * bn.weight.double() + bn.bias.double()
+        scale = scale * bn.weight.double()
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                      conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
+    with torch.no_grad():
+        shape = (-1,) + (1,) * (conv.weight.ndim - 1)
+        fused.weight.copy_((conv.weight.double() * scale.view(shape)).to(conv.weight.dtype))
+        fused.bias.copy_(shift.to(conv.weight.dtype))
+    return fused.to(conv.weight.device)
+
+
+class FusedCSA(nn.Module):
+    r"""Inference form of :class:`~descnet.models.CompressedSelfAttention`: same output, fewer passes.
+
+    ``(B, C, H, W) -> (B, C, H, W)``. Built from a trained block (its weights are copied and folded):
+
+    * the cosine logits are at most ``s`` in magnitude, so one ``E = exp(e)`` serves both softmaxes
+      (``A = E / sum_n E``, ``W = E / sum_m E``) without the max-subtraction passes;
+    * the row sums come out of the two batched matmuls: the value projection gets one extra output row of
+      ones per group (weights 0, bias 1), so ``[v; 1] E^T = [sum_n v E; sum_n E]``, and ``[o; 1] E =
+      [sum_m o E; sum_m E]``; dividing by the last row gives ``[o; 1]`` and ``[y; 1]``;
+    * the output projection, ``gamma`` and the residual are one ``baddbmm`` whose extra columns (fed by the
+      ones rows) add ``gamma * bias``.
+
+    Only for temperatures up to 40 (``exp(40)`` summed over a million positions is still finite in float32
+    and bfloat16); :func:`fuse_for_inference` keeps the original block otherwise.
+    """
+
+    MAX_TEMPERATURE = 40.0
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        c, g, m = block.channels, block.groups, block.num_bases
+        if block.temperature > self.MAX_TEMPERATURE:
+            raise ValueError(f"FusedCSA needs temperature <= {self.MAX_TEMPERATURE}, got {block.temperature}")
+        self.channels, self.groups, self.num_bases = c, g, m
+        cg = c // g
+        with torch.no_grad():
+            wq = block.query.weight.detach().flatten(1).double()  # (Cq, C)
+            wv = block.value.weight.detach().flatten(1).double()  # (C, C)
+            bv = block.value.bias.detach().double()
+            wo = block.out.weight.detach().flatten(1).double()  # (C, C)
+            gamma = block.gamma.detach().double()
+            # value rows per group: [v_g (C/G); ones (1)]
+            wv_aug = torch.zeros(g, cg + 1, c, dtype=torch.float64)
+            bv_aug = torch.ones(g, cg + 1, dtype=torch.float64)
+            wv_aug[:, :cg] = wv.view(g, cg, c)
+            bv_aug[:, :cg] = bv.view(g, cg)
+            # output columns per group: [gamma * Wo[:, g] (C/G); gamma * bo / G (1)]
+            wo_aug = torch.empty(c, g, cg + 1, dtype=torch.float64)
+            wo_aug[:, :, :cg] = gamma * wo.view(c, g, cg)
+            wo_aug[:, :, cg] = gamma * block.out.bias.detach().double().view(c, 1) / g
+            bases = F.normalize(block.bases.detach().double(), dim=1) * block.temperature  # (G*M, Cq)
+            bq = block.query.bias.detach().double()
+            # channels-last form: one projection of the (B*N, C) rows to [s*w.(Wq x + bq) | Wq x + bq | [v; 1]]
+            proj = torch.cat([bases @ wq, wq, wv_aug.view(-1, c)])  # (G*M + Cq + G*(C/G+1), C)
+            proj_bias = torch.cat([bases @ bq, bq, bv_aug.view(-1)])
+        dtype = block.query.weight.dtype
+        self.query_channels = wq.shape[0]
+        self.register_buffer("proj_weight_t", proj.t().contiguous().to(dtype))
+        self.register_buffer("proj_bias", proj_bias.to(dtype))
+        self.register_buffer("out_weight_t", wo_aug.permute(1, 2, 0).contiguous().to(dtype))  # (G, C/G+1, C)
+        self.register_buffer("query_weight", wq.to(dtype))
+        self.register_buffer("query_bias", block.query.bias.detach().view(1, -1, 1).clone())
+        self.register_buffer("value_weight", wv_aug.view(g * (cg + 1), c).to(dtype))
+        self.register_buffer("value_bias", bv_aug.view(1, -1, 1).to(dtype))
+        self.register_buffer("out_weight", wo_aug.view(c, g * (cg + 1)).to(dtype))
+        self.register_buffer("bases", bases.to(dtype))
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, num_bases={self.num_bases}, groups={self.groups}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            return self._forward_channels_last(x)
+        b, c, h, w = x.shape
+        g, m, n = self.groups, self.num_bases, h * w
+        flat = x.reshape(b, c, n)  # (B, C, N)
+        q = F.normalize(torch.matmul(self.query_weight, flat) + self.query_bias, dim=1)  # (B, Cq, N)
+        e = torch.matmul(self.bases, q).exp_().view(b * g, m, n)  # E: (B*G, M, N)
+        v = (torch.matmul(self.value_weight, flat) + self.value_bias).view(b * g, -1, n)  # [v; 1]: (B*G, C/G+1, N)
+        o = torch.bmm(v, e.transpose(1, 2))  # (B*G, C/G+1, M)
+        o = o / o[:, -1:]  # [o; 1]
+        y = torch.bmm(o, e)  # (B*G, C/G+1, N)
+        y = (y / y[:, -1:]).view(b, -1, n)  # [y; 1] per group
+        return torch.baddbmm(flat, self.out_weight.expand(b, -1, -1), y).view(b, c, h, w)
+
+    def _forward_channels_last(self, x: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+        """The same computation on the ``(B, N, C)`` rows of a channels-last map; channels-last output.
+
+        Images are processed ``chunk`` at a time so the ``(N, G*M)`` maps stay in cache.
+        """
+        b, c, h, w = x.shape
+        g, m, n, cq, cg = self.groups, self.num_bases, h * w, self.query_channels, self.channels // self.groups
+        rows = x.permute(0, 2, 3, 1).reshape(b, n, c)  # a view of channels-last memory
+        out = torch.empty_like(rows)
+        for i in range(0, b, chunk):
+            r = rows[i:i + chunk]
+            k = len(r)
+            p = torch.addmm(self.proj_bias, r.reshape(k * n, c), self.proj_weight_t).view(k, n, -1)
+            inv_norm = p[:, :, g * m:g * m + cq].square().sum(2, keepdim=True).clamp_min_(1e-24).rsqrt_()
+            e = torch.mul(p[:, :, :g * m], inv_norm).exp_()  # E^T: (k, N, G*M)
+            for j in range(g):
+                eg = e[:, :, j * m:(j + 1) * m]  # (k, N, M)
+                start = g * m + cq + j * (cg + 1)
+                v = p[:, :, start:start + cg + 1]  # [v, 1]: (k, N, C/G+1)
+                o = torch.bmm(v.transpose(1, 2), eg)  # (k, C/G+1, M)
+                o = o / o[:, -1:]  # [o; 1]
+                y = torch.bmm(eg, o.transpose(1, 2))  # (k, N, C/G+1)
+                y = y / y[:, :, -1:]  # [y, 1]
+                weight = self.out_weight_t[j].expand(k, -1, -1)
+                if j == 0:
+                    torch.baddbmm(r, y, weight, out=out[i:i + k])
+                else:
+                    out[i:i + k].baddbmm_(y, weight)
+        return out.view(b, h, w, c).permute(0, 3, 1, 2)
+
+
+def _fuse_sequential(seq: nn.Sequential) -> None:
+    """Fold every Conv2d -> BatchNorm2d pair of ``seq`` in place, drop Dropout, make ReLU in-place."""
+    mods = list(seq._modules.items())
+    for i, (name, mod) in enumerate(mods):
+        if isinstance(mod, nn.BatchNorm2d) and i > 0 and type(mods[i - 1][1]) is nn.Conv2d:
+            seq._modules[mods[i - 1][0]] = fold_batchnorm(mods[i - 1][1], mod)
+            seq._modules[name] = nn.Identity()
+        elif isinstance(mod, (nn.Dropout, nn.Dropout2d)):
+            seq._modules[name] = nn.Identity()
+        elif type(mod) is nn.ReLU:
+            seq._modules[name] = nn.ReLU(inplace=True)
+
+
+def fuse_for_inference(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``model`` with the same outputs (to float rounding), made for inference.
+
+    Inside every ``nn.Sequential``, a BatchNorm2d right after a Conv2d is folded into the conv (the
+    BatchNorm becomes ``nn.Identity``, so layer indices are kept) and dropout is removed. Every
+    :class:`~descnet.models.CompressedSelfAttention` becomes a :class:`FusedCSA`. The model's own
+    ``forward`` is unchanged, so input checks and the output contract stay.
+    """
+    from descnet.models import CompressedSelfAttention
+
+    fused = copy.deepcopy(model).eval()
+    for module in list(fused.modules()):
+        if isinstance(module, nn.Sequential):
+            _fuse_sequential(module)
+        for name, child in list(module.named_children()):
+            if isinstance(child, CompressedSelfAttention) and child.temperature <= FusedCSA.MAX_TEMPERATURE:
+                setattr(module, name, FusedCSA(child))
+    for p in fused.parameters():
+        p.requires_grad_(False)
+    return fused
+
+
+# ------------------------------------------------------------------------------------------ backends
+
+
+def onnxruntime_available() -> bool:
+    """Whether the optional ``onnxruntime`` package can be imported."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def default_batch_size(backend: str, device: str | torch.device = "cpu", attention: bool = False) -> int:
+    """Patches per forward pass: 4096 on CUDA; on the CPU 32 for PyTorch, and for ONNX Runtime 256 (16 for
+    a model with attention).
+
+    See the module docstring: small CPU batches keep PyTorch's activations and the attention maps of
+    CSA / non-local blocks in cache; ONNX Runtime's own memory arena makes large batches safe for CNNs.
+    (Measured on a 2-core AVX-512 CPU; ``benchmarks/describe_speed.py --batch-size`` compares others.)
+    """
+    if torch.device(device).type != "cpu":
+        return 4096
+    if backend == "onnxruntime":
+        return 16 if attention else 256
+    return 32
+
+
+def _has_attention(model: nn.Module) -> bool:
+    from descnet.models import CompressedSelfAttention, NonLocalAttention
+
+    return any(isinstance(m, (CompressedSelfAttention, NonLocalAttention, FusedCSA)) for m in model.modules())
+
+
+def _has_parameters(model: nn.Module) -> bool:
+    return any(True for _ in model.parameters())
+
+
+class _OnnxRuntimeModel:
+    """An ONNX Runtime session behind a ``(B, 1, P, P) float32 CPU tensor -> (B, D)`` callable."""
+
+    def __init__(self, model: nn.Module, patch_size: int) -> None:
+        import onnxruntime as ort
+
+        from descnet.export import onnx_bytes
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, torch.get_num_threads())
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(onnx_bytes(model, patch_size), options,
+                                            providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        array = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
+
+
+def _compiled(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    import torch._inductor.config as inductor_config
+
+    inductor_config.freezing = True  # read at compile time: weights become constants, convs prepacked
+    return torch.compile(model, dynamic=True)  # one graph for every batch size
+
+
+class PatchDescriber:
+    """A model prepared for fast description: float ``(B, 1, P, P)`` -> float32 ``(B, D)`` on the CPU.
+
+    Args:
+        model: any descnet model (a copy is prepared; ``model`` is not changed).
+        device: where the model runs.
+        backend: one of :data:`BACKENDS` (``"auto"`` resolves to ``"onnxruntime"`` on the CPU in float32
+            when installed, else ``"fused"``); see the module docstring.
+        precision: ``"float32"`` or ``"bfloat16"``.
+
+    Attributes: ``backend`` (the backend actually used, after any fallback), ``device``, ``precision``,
+    ``patch_size``, ``descriptor_dim``.
+    """
+
+    def __init__(self, model: nn.Module, device: str | torch.device = "cpu", backend: str = "auto",
+                 precision: str = "float32") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.device = torch.device(device)
+        self.precision = precision
+        self.dtype = _DTYPES[precision]
+        self.patch_size = int(getattr(model, "patch_size", 32))
+        self.has_attention = _has_attention(model)
+        self.descriptor_dim = int(getattr(model, "descriptor_dim", 0)) or None
+        requested = backend
+        if backend == "auto":
+            backend = ("onnxruntime" if self.device.type == "cpu" and precision == "float32"
+                       and onnxruntime_available() else "fused")
+        reference = _eager_copy(model, self.device)
+        chain = {"onnxruntime": ["onnxruntime", "fused", "eager"], "compile": ["compile", "fused", "eager"],
+                 "fused": ["fused", "eager"], "eager": ["eager"]}[backend]
+        errors = []
+        for candidate in chain:
+            try:
+                self._forward = self._build(candidate, model, reference)
+                self.backend = candidate
+                break
+            except Exception as err:  # noqa: BLE001 -- any failure means: use the next backend
+                errors.append(f"{candidate}: {type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}")
+        if candidate != backend and requested != "auto":
+            warnings.warn(f"describe: backend {backend!r} is not available for this model ({'; '.join(errors)}); "
+                          f"using {self.backend!r}", RuntimeWarning, stacklevel=3)
+
+    def _build(self, backend: str, model: nn.Module, reference: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+        if backend == "eager":
+            return self._wrap(reference.to(self.dtype) if self.dtype != torch.float32 else reference)
+        if backend == "onnxruntime":
+            if self.device.type != "cpu" or self.dtype != torch.float32:
+                raise ValueError("ONNX Runtime runs float32 on the CPU here")
+            if not _has_parameters(model) or isinstance(model, torch.jit.ScriptModule):
+                raise ValueError("only parametrised eager PyTorch models are exported")
+            forward = _OnnxRuntimeModel(fuse_for_inference(model).cpu(), self.patch_size)
+        else:
+            if isinstance(model, torch.jit.ScriptModule):
+                raise ValueError("TorchScript models run as they are")
+            fused = fuse_for_inference(model).to(self.device, self.dtype)
+            if self.device.type == "cpu":  # conv weights in the layout of the channels-last activations
+                fused = fused.to(memory_format=torch.channels_last)
+            forward = self._wrap(_compiled(fused) if backend == "compile" else fused)
+        self._check(forward, reference)
+        return forward
+
+    def _wrap(self, module: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        dtype, cuda = self.dtype, self.device.type == "cuda"
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            # on CUDA: autotuned cuDNN kernels, and float32 means float32 (no TF32 convolutions);
+            # on the CPU: channels-last activations, which oneDNN's convolutions run without reorders
+            flags = (torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False, allow_tf32=False)
+                     if cuda else contextlib.nullcontext())
+            with torch.inference_mode(), flags:
+                x = x.to(dtype)
+                if not cuda and x.ndim == 4:
+                    x = x.to(memory_format=torch.channels_last)
+                return module(x).float()
+        return forward
+
+    def _check(self, forward: Callable[[torch.Tensor], torch.Tensor], reference: nn.Module) -> None:
+        """Compare with the eager model on a small probe batch; raise when they differ."""
+        generator = torch.Generator().manual_seed(0)
+        probe = torch.rand(3, 1, self.patch_size, self.patch_size, generator=generator).to(self.device)
+        with torch.inference_mode():
+            expected = reference(probe).float().cpu()
+        got = forward(probe).float().cpu()
+        tolerance = _PROBE_TOLERANCE if self.dtype == torch.float32 else 0.1
+        if got.shape != expected.shape or not bool(((got - expected).abs() <= tolerance).all()):
+            diff = (got - expected).abs().max().item() if got.shape == expected.shape else float("nan")
+            raise ValueError(f"output differs from the eager model (shape {tuple(got.shape)} vs "
+                             f"{tuple(expected.shape)}, max difference {diff:.2g})")
+
+    @property
+    def batch_size(self) -> int:
+        """The default patches per call for this model and backend (:func:`default_batch_size`)."""
+        return default_batch_size(self.backend, self.device, self.has_attention)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, P, P)`` float patches in [0, 1] -> float32 ``(B, D)`` CPU descriptors."""
+        return self._forward(x.to(self.device)).cpu()
+
+    def __repr__(self) -> str:
+        return (f"PatchDescriber(backend={self.backend!r}, device={str(self.device)!r}, "
+                f"precision={self.precision!r}, patch_size={self.patch_size})")
+
+
+def _eager_copy(model: nn.Module, device: torch.device) -> nn.Module:
+    try:
+        reference = copy.deepcopy(model)
+    except Exception:  # noqa: BLE001 -- e.g. a wrapped model that cannot be copied: use it as it is
+        reference = model
+    return reference.eval().to(device)
+
+
+# prepared describers per model, rebuilt when the weights change; a cache only (never changes a result)
+_DESCRIBERS: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def _weights_key(model: nn.Module) -> tuple:
+    return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in
+                 [*model.parameters(), *model.buffers()])
+
+
+def _describer_for(model: nn.Module, device: torch.device, backend: str, precision: str) -> PatchDescriber:
+    key = (str(device), backend, precision)
+    weights = _weights_key(model)
+    entries = _DESCRIBERS.setdefault(model, {})
+    cached = entries.get(key)
+    if cached is not None and cached[0] == weights:
+        return cached[1]
+    describer = PatchDescriber(model, device, backend, precision)
+    entries[key] = (weights, describer)
+    return describer
+
+
+def describe_patches(model: nn.Module | PatchDescriber, patches: Any, batch_size: int | None = None,
+                     device: str | torch.device = "cpu", progress: bool = False, *, backend: str = "auto",
+                     precision: str = "float32") -> torch.Tensor:
+    """Describe patches with ``model``: uint8 or float ``(N, H, W)`` / ``(N, 1, H, W)`` -> float32 ``(N, D)``.
+
+    Patches are scaled to [0, 1] (uint8 / 255) and resized to the model's ``patch_size`` on the device
+    (:func:`as_patch_tensor`). ``model`` is not modified; a prepared copy (:class:`PatchDescriber`) is built
+    once and reused while the model's weights stay the same. ``model`` may also be a :class:`PatchDescriber`.
+
+    Args:
+        batch_size: patches per forward pass; ``None`` picks :func:`default_batch_size`.
+        device: where the model runs; descriptors are returned on the CPU.
+        progress: show a progress bar.
+        backend: see the module docstring; ``"auto"`` uses ONNX Runtime on the CPU for jobs of at least
+            :data:`ONNX_MIN_PATCHES` patches when installed, the fused PyTorch model otherwise.
+        precision: ``"float32"`` or ``"bfloat16"``.
+    """
     n = len(patches)
-    out: list[torch.Tensor] = []
-    starts = range(0, n, batch_size)
+    device = torch.device(device)
+    if isinstance(model, PatchDescriber):
+        describer = model
+    else:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend == "auto" and (n < ONNX_MIN_PATCHES or device.type != "cpu"):
+            backend = "fused"
+        describer = _describer_for(model, device, backend, precision)
+    if batch_size is None:
+        batch_size = describer.batch_size
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = int(batch_size)
+    if n == 0:
+        return torch.empty(0, describer.descriptor_dim or 0)
+    out: torch.Tensor | None = None
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc="describe", unit="batch", leave=False)
-    for start in starts:
-        batch = as_patch_tensor(patches[start:start + batch_size], patch_size).to(device)
-        out.append(model(batch).float().cpu())
-    if not out:
-        dim = int(getattr(model, "descriptor_dim", 128))
-        return torch.empty(0, dim)
-    return torch.cat(out)
+        bar = tqdm(total=n, desc="describe", unit="patch", unit_scale=True, leave=False)
+    for start in range(0, n, batch_size):
+        chunk = patches[start:start + batch_size]
+        if isinstance(chunk, np.ndarray):
+            chunk = torch.from_numpy(np.ascontiguousarray(chunk))
+        chunk = chunk.to(describer.device, non_blocking=True)
+        desc = describer(as_patch_tensor(chunk, describer.patch_size))
+        if out is None:
+            out = torch.empty(n, desc.shape[1], dtype=torch.float32)
+        out[start:start + len(desc)] = desc
+        if bar is not None:
+            bar.update(len(desc))
+    if bar is not None:
+        bar.close()
+    return out

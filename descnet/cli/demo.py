@@ -12,7 +12,7 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results/demo", help="output folder (default results/demo)")
-    parser.add_argument("--train-steps", type=int, default=150, help="optimiser steps per model (default 150)")
+    parser.add_argument("--train-steps", type=int, default=120, help="optimiser steps per model (default 120)")
     parser.add_argument("--batch-size", type=int, default=128, help="pairs per step (default 128)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

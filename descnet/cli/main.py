@@ -17,6 +17,7 @@ COMMANDS: list[tuple] = [
     ("train", "descnet.cli.train", "train a descriptor from a YAML config (checkpoints, resume, DDP)"),
     ("describe", "descnet.cli.describe", "describe image keypoints with a model into an HDF5 features file"),
     ("match", "descnet.cli.match", "match two images: descriptors, robust geometric check, picture, summary"),
+    ("export", "descnet.cli.export", "export a model to TorchScript or ONNX (dynamic batch, checked)"),
     ("data", [
         ("download", "descnet.cli.data_download", "download and unpack Brown, HPatches, HPatches sequences/tasks"),
         ("synth", "descnet.cli.data_synth", "synthesise image sequences with exact homographies (HPatches layout)"),

@@ -1,0 +1,237 @@
+"""The fast inference path: BatchNorm folding, the fused CSA, backends of describe_patches, the cache."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from descnet.inference import (FusedCSA, PatchDescriber, as_patch_tensor, describe_patches, fold_batchnorm,
+                               fuse_for_inference, onnxruntime_available)
+from descnet.models import CompressedSelfAttention, create_model
+
+needs_ort = pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime (optional extra) not installed")
+
+
+def randomise(model: nn.Module, seed: int = 0, gamma: float = 0.7) -> nn.Module:
+    """Non-trivial BatchNorm statistics / affine terms and attention gammas, as after training."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.rand(m.num_features, generator=g) * 0.4 - 0.2)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) * 1.5 + 0.5)
+                if m.affine:
+                    m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                    m.bias.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            if isinstance(getattr(m, "gamma", None), nn.Parameter):
+                m.gamma.fill_(gamma)
+    return model
+
+
+def csa_reference(block: CompressedSelfAttention, x: torch.Tensor) -> torch.Tensor:
+    """docs/csa.md, literally, in float64: ``(B, C, H, W) -> (B, C, H, W)``."""
+    x = x.double()
+    b, c, h, w = x.shape
+    g, m, n, s = block.groups, block.num_bases, h * w, block.temperature
+    flat = x.reshape(b, c, n)
+
+    def conv1x1(conv: nn.Conv2d, t: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("oc,bcn->bon", conv.weight.double().flatten(1), t) + conv.bias.double()[None, :, None]
+
+    q = conv1x1(block.query, flat)
+    q = q / q.norm(dim=1, keepdim=True)
+    bases = block.bases.double()
+    bases = bases / bases.norm(dim=1, keepdim=True)
+    e = s * torch.einsum("kq,bqn->bkn", bases, q).reshape(b, g, m, n)
+    a = torch.softmax(e, dim=3)  # over positions
+    weights = torch.softmax(e, dim=2)  # over bases
+    v = conv1x1(block.value, flat).reshape(b, g, c // g, n)
+    o = torch.einsum("bgmn,bgcn->bgcm", a, v)
+    y = torch.einsum("bgcm,bgmn->bgcn", o, weights).reshape(b, c, n)
+    z = conv1x1(block.out, y)
+    return (flat + block.gamma.double() * z).reshape(b, c, h, w)
+
+
+# ------------------------------------------------------------------------------------------ folding
+
+
+@pytest.mark.parametrize("affine,bias,stride", [(False, False, 1), (True, True, 2), (True, False, 1)])
+def test_fold_batchnorm_matches_float64(affine, bias, stride):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 5, 3, stride=stride, padding=1, bias=bias)
+    bn = randomise(nn.BatchNorm2d(5, affine=affine)).eval()
+    x = torch.randn(4, 3, 9, 9)
+    with torch.no_grad():
+        y = torch.nn.functional.conv2d(x.double(), conv.weight.double(),
+                                       None if conv.bias is None else conv.bias.double(), stride, 1)
+        mean, var = bn.running_mean.double()[:, None, None], bn.running_var.double()[:, None, None]
+        expected = (y - mean) / torch.sqrt(var + bn.eps)
+        if affine:
+            expected = expected * bn.weight.double()[:, None, None] + bn.bias.double()[:, None, None]
+        got = fold_batchnorm(conv, bn)(x)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), expected, atol=2e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("channels,bases,groups,hw,batch", [(32, 32, 2, 8, 11), (16, 8, 1, 5, 3), (64, 16, 4, 4, 2)])
+def test_fused_csa_matches_the_csa_definition_in_float64(channels, bases, groups, hw, batch, channels_last):
+    torch.manual_seed(1)
+    block = randomise(CompressedSelfAttention(channels, num_bases=bases, groups=groups))
+    x = torch.randn(batch, channels, hw, hw + 1)
+    expected = csa_reference(block, x)
+    if channels_last:  # the CPU path: (B, N, C) rows, images in chunks of 8, channels-last output
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fused = FusedCSA(block)(x)
+        eager = block(x)
+    assert fused.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    torch.testing.assert_close(fused.double(), expected, atol=2e-5, rtol=1e-5)
+    torch.testing.assert_close(eager.double(), expected, atol=2e-5, rtol=1e-5)
+
+
+def test_fused_csa_extreme_logits_stay_finite():
+    """Features aligned with or opposite to every base: logits at +-s, where exp(e) is largest/smallest."""
+    block = CompressedSelfAttention(8, num_bases=4, groups=1, temperature=40.0)
+    with torch.no_grad():
+        block.gamma.fill_(1.0)
+        block.bases.copy_(torch.tensor([[1.0, 0.0]]).repeat(4, 1))
+        block.query.weight.zero_()
+        block.query.bias.copy_(torch.tensor([1.0, 0.0]))
+        x = torch.randn(2, 8, 4, 4)
+        expected = csa_reference(block, x)
+        for t in (x, x.contiguous(memory_format=torch.channels_last)):
+            assert torch.isfinite(FusedCSA(block)(t)).all()
+            torch.testing.assert_close(FusedCSA(block)(t).double(), expected, atol=1e-4, rtol=1e-5)
+        block.query.bias.copy_(torch.tensor([-1.0, 0.0]))
+        expected = csa_reference(block, x)
+        for t in (x, x.contiguous(memory_format=torch.channels_last)):
+            torch.testing.assert_close(FusedCSA(block)(t).double(), expected, atol=1e-4, rtol=1e-5)
+
+
+def test_high_temperature_csa_is_kept_unfused():
+    model = randomise(create_model("hardnet-csa", temperature=60.0)).eval()
+    fused = fuse_for_inference(model)
+    assert isinstance(fused.attn32, CompressedSelfAttention)
+    with pytest.raises(ValueError, match="temperature"):
+        FusedCSA(model.attn32)
+    x = torch.rand(4, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["hardnet", "hardnet-csa", "hardnet-sa", "kornia-hardnet", "sosnet"])
+def test_fuse_for_inference_keeps_outputs_and_leaves_the_model_alone(name):
+    torch.manual_seed(2)
+    model = randomise(create_model(name)).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fused = fuse_for_inference(model)
+    assert model.training and not fused.training
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.Dropout)) for m in fused.modules())
+    x = torch.rand(6, 1, 32, 32)
+    with torch.no_grad():
+        expected = model.eval()(x)
+        torch.testing.assert_close(fused(x), expected, atol=1e-5, rtol=0)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# ------------------------------------------------------------------------------------------ describe_patches
+
+
+def _brute_force(model: nn.Module, patches: np.ndarray) -> torch.Tensor:
+    with torch.no_grad():
+        return model.eval()(as_patch_tensor(patches, model.patch_size))
+
+
+@pytest.fixture(scope="module")
+def csa_model():
+    torch.manual_seed(3)
+    return randomise(create_model("hardnet-csa"))
+
+
+@pytest.fixture(scope="module")
+def patches65():
+    return np.random.default_rng(0).integers(0, 256, (37, 65, 65), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("backend", ["eager", "fused", pytest.param("onnxruntime", marks=needs_ort), "auto"])
+def test_backends_agree_with_the_model(csa_model, patches65, backend):
+    expected = _brute_force(csa_model, patches65)
+    got = describe_patches(csa_model, patches65, batch_size=16, backend=backend)
+    assert got.dtype == torch.float32 and got.shape == (37, 128)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    assert torch.allclose(got.norm(dim=1), torch.ones(37), atol=1e-5)
+
+
+@needs_ort
+def test_describer_reports_the_backend_and_its_batch_size():
+    torch.manual_seed(4)
+    hardnet, csa = create_model("hardnet"), create_model("hardnet-csa")
+    assert PatchDescriber(hardnet).backend == "onnxruntime"
+    assert PatchDescriber(hardnet).batch_size == 256
+    assert PatchDescriber(csa).batch_size == 16
+    assert PatchDescriber(csa, backend="fused").batch_size == 32
+    assert PatchDescriber(csa, backend="fused").backend == "fused"
+
+
+def test_batch_size_and_a_given_describer_do_not_change_results(csa_model, patches65):
+    a = describe_patches(csa_model, patches65, batch_size=5, backend="fused")
+    b = describe_patches(csa_model, patches65, backend="fused")
+    describer = PatchDescriber(csa_model, backend="fused")
+    c = describe_patches(describer, torch.from_numpy(patches65), batch_size=100)
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    torch.testing.assert_close(c, b, atol=1e-6, rtol=0)
+
+
+def test_model_is_not_changed_and_new_weights_are_seen():
+    torch.manual_seed(5)
+    model = randomise(create_model("hardnet")).train()
+    patches = np.random.default_rng(1).integers(0, 256, (12, 32, 32), dtype=np.uint8)
+    first = describe_patches(model, patches, backend="fused")
+    assert model.training, "describe_patches must not leave the model in eval mode"
+    with torch.no_grad():  # an optimiser step: in-place update
+        model.features[3].weight.mul_(-1.5)
+    second = describe_patches(model, patches, backend="fused")
+    torch.testing.assert_close(second, _brute_force(model, patches), atol=1e-5, rtol=0)
+    assert (first - second).abs().max() > 1e-3
+
+
+def test_float_input_and_empty_input():
+    model = create_model("pixels")
+    x = torch.rand(5, 1, 32, 32, dtype=torch.float64)
+    torch.testing.assert_close(describe_patches(model, x), model(x.float()), atol=1e-6, rtol=0)
+    empty = describe_patches(create_model("hardnet"), np.zeros((0, 32, 32), np.uint8))
+    assert empty.shape == (0, 128)
+
+
+def test_fallback_to_fused_with_a_warning_when_a_backend_cannot_run():
+    model = create_model("pixels")  # no parameters: not exported to ONNX
+    patches = np.random.default_rng(2).integers(0, 256, (4, 32, 32), dtype=np.uint8)
+    with pytest.warns(RuntimeWarning, match="using 'fused'"):
+        describer = PatchDescriber(model, backend="onnxruntime")
+    assert describer.backend == "fused"
+    torch.testing.assert_close(describe_patches(describer, patches), _brute_force(model, patches))
+
+
+def test_bfloat16_is_close_to_float32(csa_model, patches65):
+    full = describe_patches(csa_model, patches65[:8], backend="fused")
+    half = describe_patches(csa_model, patches65[:8], backend="fused", precision="bfloat16")
+    assert half.dtype == torch.float32
+    assert (half - full).abs().max() < 0.05
+    assert (half - full).abs().max() > 0  # it really ran in bfloat16
+
+
+@pytest.mark.parametrize("kwargs,error", [({"backend": "tensorrt"}, ValueError), ({"batch_size": 0}, ValueError),
+                                          ({"precision": "float16"}, ValueError)])
+def test_bad_arguments_raise_clear_errors(kwargs, error):
+    with pytest.raises(error, match=next(iter(kwargs))):
+        describe_patches(create_model("pixels"), np.zeros((2, 32, 32), np.uint8), **kwargs)
+
+
+def test_bad_patches_raise_clear_errors():
+    model = create_model("pixels")
+    with pytest.raises(ValueError, match="H == W"):
+        describe_patches(model, np.zeros((2, 32, 31), np.uint8))
+    with pytest.raises(TypeError, match="uint8 or floating"):
+        describe_patches(model, np.zeros((2, 32, 32), np.int32))
