@@ -13,7 +13,9 @@ as well. Targets on the CPU in float32: hardnet >= 1.8x kornia's patches/s with 
 hardnet-csa <= 1.35x the time of hardnet.
 
     .venv/bin/python benchmarks/describe_speed.py [--device cpu|cuda] [--patches 8192] [--repeats 5]
-        [--threads N] [--backends auto,fused,eager] [--bf16] [--compile]
+        [--threads N] [--backends auto,fused,eager] [--bf16] [--compile] [--batch-size B]
+
+Writes ``results/benchmarks/describe_speed[_cuda][_Nthreads].json``.
 """
 from __future__ import annotations
 
@@ -162,7 +164,9 @@ def main() -> int:
     settings = {"device": str(device), "patches": n, "repeats": args.repeats, "threads": torch.get_num_threads(),
                 "backends": backends, "bf16": args.bf16, "batch_size": args.batch_size,
                 "kornia_batch": KORNIA_BATCH, "timing": "best wall-clock of the repeats, round-robin"}
-    save_results("describe_speed" if device.type == "cpu" else f"describe_speed_{device.type}", settings,
+    name = "describe_speed" + ("" if device.type == "cpu" else f"_{device.type}") + \
+        (f"_{args.threads}threads" if args.threads else "")
+    save_results(name, settings,
                  {"routes": results, "checks": checks}, device=str(device))
     return 0
 

@@ -174,9 +174,9 @@ class FusedCSA(nn.Module):
         b, c, h, w = x.shape
         g, m, n = self.groups, self.num_bases, h * w
         flat = x.reshape(b, c, n)  # (B, C, N)
-        q = F.normalize(torch.matmul(self.query_weight, flat) + self.query_bias, dim=1)  # (B, Cq, N)
-        e = torch.matmul(self.bases, q).exp_().view(b * g, m, n)  # E: (B*G, M, N)
-        v = (torch.matmul(self.value_weight, flat) + self.value_bias).view(b * g, -1, n)  # [v; 1]: (B*G, C/G+1, N)
+        q = F.normalize(torch.baddbmm(self.query_bias, self.query_weight.expand(b, -1, -1), flat), dim=1)  # (B, Cq, N)
+        e = torch.bmm(self.bases.expand(b, -1, -1), q).exp_().view(b * g, m, n)  # E: (B*G, M, N)
+        v = torch.baddbmm(self.value_bias, self.value_weight.expand(b, -1, -1), flat).view(b * g, -1, n)  # [v; 1]
         o = torch.bmm(v, e.transpose(1, 2))  # (B*G, C/G+1, M)
         o = o / o[:, -1:]  # [o; 1]
         y = torch.bmm(o, e)  # (B*G, C/G+1, N)
