@@ -91,6 +91,28 @@ def test_fused_csa_matches_the_csa_definition_in_float64(channels, bases, groups
     torch.testing.assert_close(eager.double(), expected, atol=2e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("temperature", [14.0, 60.0])  # one exponential / the two softmaxes as written
+def test_csa_block_forward_and_gradients_match_float64(temperature):
+    torch.manual_seed(6)
+    block = randomise(CompressedSelfAttention(16, num_bases=8, groups=2, temperature=temperature))
+    x = torch.randn(2, 16, 6, 5, requires_grad=True)
+    weight = torch.randn(2, 16, 6, 5)
+
+    def grads(fn):
+        block.zero_grad(set_to_none=True)
+        x.grad = None
+        out = fn()
+        (out * weight).sum().backward()
+        return out.detach().double(), [t.grad.double() for t in (x, block.bases, block.query.weight,
+                                                                   block.value.weight, block.out.bias, block.gamma)]
+
+    expected, expected_grads = grads(lambda: csa_reference(block, x))
+    got, got_grads = grads(lambda: block(x))
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-5)
+    for g, e in zip(got_grads, expected_grads):
+        torch.testing.assert_close(g, e, atol=1e-4, rtol=1e-4)
+
+
 def test_fused_csa_extreme_logits_stay_finite():
     """Features aligned with or opposite to every base: logits at +-s, where exp(e) is largest/smallest."""
     block = CompressedSelfAttention(8, num_bases=4, groups=1, temperature=40.0)
