@@ -254,7 +254,7 @@ def _model_label(model: Any) -> str:
 
 def describe(image: np.ndarray | str | os.PathLike, keypoints: Any = None, *, model: str | os.PathLike | nn.Module,
              detector: str = "sift", max_keypoints: int | None = 2000, mr_size: float | None = None,
-             batch_size: int = 512, device: str | torch.device = "cpu", progress: bool = False,
+             batch_size: int | None = None, device: str | torch.device = "cpu", progress: bool = False,
              timings: dict[str, float] | None = None) -> Features:
     """Keypoints and descriptors of one image.
 
@@ -268,7 +268,8 @@ def describe(image: np.ndarray | str | os.PathLike, keypoints: Any = None, *, mo
         detector: OpenCV detector name (:data:`DETECTORS`); also picks the default ``mr_size``.
         max_keypoints: keep the strongest detections (ignored for given keypoints).
         mr_size: LAF scale per unit of ``KeyPoint.size`` (default: the detector's, 6 for SIFT).
-        batch_size, device, progress: passed to :func:`descnet.inference.describe_patches`.
+        batch_size, device, progress: passed to :func:`descnet.inference.describe_patches` (``batch_size=None``:
+            its tuned default for the model, backend and device).
         timings: if given, filled with seconds per stage: ``detect``, ``extract``, ``describe``.
 
     Returns:

@@ -48,8 +48,9 @@ __all__ = ["as_patch_tensor", "describe_patches", "PatchDescriber", "fuse_for_in
 
 BACKENDS = ("auto", "eager", "fused", "onnxruntime", "compile")
 PRECISIONS = ("float32", "bfloat16")
-#: "auto" uses ONNX Runtime from this many patches on (building the session costs ~0.3 s).
-ONNX_MIN_PATCHES = 4096
+#: "auto" uses ONNX Runtime from this many patches on (building the session costs ~0.3 s, once per model
+#: and weights: the session is cached, so the second image of a pair already gets it for free).
+ONNX_MIN_PATCHES = 1024
 #: a prepared backend must reproduce the eager model to this (max abs difference, unit descriptors).
 _PROBE_TOLERANCE = 1e-4
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}

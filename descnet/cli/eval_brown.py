@@ -1,13 +1,14 @@
 """Brown (UBC Phototour) benchmark: FPR95 of descriptor distances on the test pairs, with ROC curves.
 
-Describes the patches of the pairs of --subset (liberty, notredame or yosemite under --root) with each
---model, ranks the pairs by L2 distance and reports the false positive rate at 95% recall on the 100k pairs
-(m50_100000_100000_0.txt) or on the given --pairs files. Writes OUT/brown_<subset>.json and the ROC figure
-OUT/brown_<subset>_roc.{png,pdf}.
+Describes the patches of the pairs of --subset (liberty, notredame or yosemite under --root, or a set
+written by `descnet data patches --brown NAME`) with each --model, ranks the pairs by L2 distance and
+reports the false positive rate at 95% recall on the 100k pairs (m50_100000_100000_0.txt) or on the given
+--pairs files. Writes OUT/brown_<subset>.json and the ROC figure OUT/brown_<subset>_roc.{png,pdf}.
 
 examples:
   descnet eval brown --root data/brown --subset notredame --model hardnet:runs/lib/best.pt --model sift
   descnet eval brown --root data/brown --subset yosemite --model tfeat:tfeat-liberty.params --all-pairs
+  descnet eval brown --root data/my-patches --subset mine --model hardnet-csa:run/best.pt --model rootsift
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", required=True, help="folder holding the subset (<root>/<subset>/ or <subset>.pt)")
-    parser.add_argument("--subset", required=True, help="liberty, notredame or yosemite")
+    parser.add_argument("--subset", required=True, help="liberty, notredame, yosemite, or the NAME of a 'descnet data patches --brown NAME' set")
     parser.add_argument("--model", action="append", required=True, metavar="SPEC",
                         help="model SPEC (repeatable): registry name, NAME:WEIGHTS, checkpoint, run directory, "
                              "or sift / rootsift / pixels")

@@ -87,12 +87,25 @@ class CompressedSelfAttention(nn.Module):
         """Cosine logits ``e``: ``(B, C, H, W) -> (B, G, M, N)``."""
         b, _, h, w = x.shape
         q = F.normalize(_pointwise(self.query, x), dim=1)  # (B, Cq, N)
-        bases = F.normalize(self.bases, dim=1)  # (G*M, Cq)
-        e = torch.bmm(bases.expand(b, -1, -1), q).mul(self.temperature)  # (B, G*M, N)
+        bases = F.normalize(self.bases, dim=1) * self.temperature  # s * w: (G*M, Cq)
+        e = torch.bmm(bases.expand(b, -1, -1), q)  # (B, G*M, N)
         return e.view(b, self.groups, self.num_bases, h * w)
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
-        """The attention output ``y`` before the output projection: ``(B, C, H, W) -> (B, C, H, W)``."""
+        """The attention output ``y`` before the output projection: ``(B, C, H, W) -> (B, C, H, W)``.
+
+        On the CPU, images go through in chunks of :attr:`cpu_chunk` so that the ``(G*M, N)`` maps stay
+        small (large CPU tensors are page-faulted in on every allocation and fall out of cache).
+        """
+        b = x.shape[0]
+        step = self.cpu_chunk if x.device.type == "cpu" else b
+        if b <= step:
+            return self._attend(x)
+        return torch.cat([self._attend(part) for part in x.split(step)])  # split: one cat in backward
+
+    cpu_chunk = 16
+
+    def _attend(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         g, m, n = self.groups, self.num_bases, h * w
         e = self.logits(x).reshape(b * g, m, n)
@@ -112,7 +125,12 @@ class CompressedSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_feature_map(x, self.channels, "CompressedSelfAttention")
-        return x + self.gamma * _pointwise(self.out, self.attend(x)).view_as(x)
+        y = self.attend(x).flatten(2)  # (B, C, N)
+        # x + gamma * (Wo y + bo) as one product with gamma folded into the small (C, C) weight: autograd
+        # then keeps only y for the backward pass, not the projected map as well
+        weight = (self.gamma * self.out.weight.view(self.channels, self.channels)).expand(x.shape[0], -1, -1)
+        residual = x.flatten(2) + (self.gamma * self.out.bias).view(1, -1, 1)
+        return torch.baddbmm(residual, weight, y).view_as(x)
 
 
 class NonLocalAttention(nn.Module):
@@ -147,6 +165,15 @@ class NonLocalAttention(nn.Module):
         return torch.softmax(torch.bmm(q.transpose(1, 2), k), dim=-1)
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W) -> (B, C, H, W)``; on the CPU in chunks of :attr:`cpu_chunk` images, as CSA."""
+        step = self.cpu_chunk if x.device.type == "cpu" else x.shape[0]
+        if x.shape[0] <= step:
+            return self._attend(x)
+        return torch.cat([self._attend(part) for part in x.split(step)])
+
+    cpu_chunk = 16
+
+    def _attend(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         v = _pointwise(self.value, x)  # (B, C, N)
         y = torch.bmm(v, self.attention(x).transpose(1, 2))  # (B, C, N)
