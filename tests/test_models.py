@@ -163,6 +163,19 @@ def test_resolve_model_specs(tmp_path):
     assert spec_label("hardnet") == "hardnet"
 
 
+def test_an_untrained_registry_model_is_the_same_network_every_time_and_leaves_the_rng_alone():
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    a = resolve_model("hardnet-csa").state_dict()
+    assert torch.equal(torch.rand(3), expected_next)  # the caller's random stream is untouched
+    torch.manual_seed(7)
+    b = resolve_model("hardnet-csa").state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    c = create_model("hardnet-csa").state_dict()  # create_model itself stays random, like timm's
+    assert not torch.equal(a["features.0.weight"], c["features.0.weight"])
+
+
 @pytest.mark.parametrize("subset", ["liberty", "notredame", "yosemite"])
 def test_published_tfeat_weights_give_unit_descriptors_on_real_patches(shared_data, subset):
     weights = shared_file(shared_data, f"weights/tfeat/tfeat-{subset}.params")

@@ -2,7 +2,8 @@
 
 A SPEC is one of:
 
-* a registry name: ``hardnet-csa``, ``rootsift`` (untrained for learned models);
+* a registry name: ``hardnet-csa``, ``rootsift`` (untrained for learned models: initialised from seed 0, the
+  same network in every process, so evaluating an untrained baseline is reproducible);
 * a name with a weight file: ``tfeat:path/to/tfeat-liberty.params``;
 * a descnet checkpoint file (it records the model name and options);
 * a descnet run directory (``best.pt`` is used, else ``last.pt``).
@@ -12,14 +13,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from .registry import create_model, list_models
 from .weights import WeightsError, checkpoint_model_info, extract_state_dict, load_weights, read_weights_file
 
-__all__ = ["resolve_model", "spec_label", "RUN_CHECKPOINTS"]
+__all__ = ["resolve_model", "spec_label", "RUN_CHECKPOINTS", "UNTRAINED_SEED"]
 
 RUN_CHECKPOINTS = ("best.pt", "last.pt")
+#: the initialisation seed of an untrained registry model (a bare name as SPEC)
+UNTRAINED_SEED = 0
 
 
 def _checkpoint_in_run_dir(path: Path) -> Path:
@@ -34,7 +38,9 @@ def resolve_model(spec: str | os.PathLike) -> nn.Module:
     text = str(spec)
     names = list_models()
     if text in names:
-        return create_model(text).eval()
+        with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+            torch.manual_seed(UNTRAINED_SEED)
+            return create_model(text).eval()
     name, sep, weights = text.partition(":")
     if sep and name in names:
         if not weights:
