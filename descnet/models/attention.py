@@ -61,6 +61,9 @@ class CompressedSelfAttention(nn.Module):
     attention memory ``2 * G * M * N`` floats (the logits' two softmaxes).
     """
 
+    #: on the CPU, :meth:`attend` takes the batch this many images at a time (same result, stays in cache)
+    cpu_chunk: int = 16
+
     def __init__(self, channels: int, num_bases: int = 32, groups: int = 2, temperature: float = 14.0) -> None:
         super().__init__()
         if channels < 4 or channels % 4:
@@ -103,8 +106,6 @@ class CompressedSelfAttention(nn.Module):
             return self._attend(x)
         return torch.cat([self._attend(part) for part in x.split(step)])  # split: one cat in backward
 
-    cpu_chunk = 16
-
     def _attend(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         g, m, n = self.groups, self.num_bases, h * w
@@ -143,6 +144,9 @@ class NonLocalAttention(nn.Module):
         ``(B, C, H, W) -> (B, C, H, W)``; builds a ``(B, N, N)`` attention map.
     """
 
+    #: on the CPU, :meth:`attend` takes the batch this many images at a time, as for CSA
+    cpu_chunk: int = 16
+
     def __init__(self, channels: int) -> None:
         super().__init__()
         if channels < 1:
@@ -170,8 +174,6 @@ class NonLocalAttention(nn.Module):
         if x.shape[0] <= step:
             return self._attend(x)
         return torch.cat([self._attend(part) for part in x.split(step)])
-
-    cpu_chunk = 16
 
     def _attend(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
