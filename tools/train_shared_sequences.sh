@@ -33,7 +33,8 @@ else
   "$DESCNET" train "$REPO/configs/shared-sequences.yaml" --out "$RUN" \
     --set "data.root=[$DATA/oxford-affine, $DATA/hpatches/sequences, $DATA/ef]" "$@"
 fi
-# held-out FPR95: each held-out sequence cut like the training data, in the Brown layout with 100k pairs
+# held-out FPR95: each held-out sequence cut like the training data (the data.patchify options of
+# configs/shared-sequences.yaml), in the Brown layout with 100k pairs
 for seq in oxford-affine/graf oxford-affine/boat ef/notredame; do
   name=$(basename "$seq")
   [[ -d "$RUN/heldout/$name/$name" ]] || "$DESCNET" data patches --sequences "$DATA/$seq" --out "$RUN/heldout/$name" \

@@ -17,7 +17,8 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", required=True, help="folder holding the subset (<root>/<subset>/ or <subset>.pt)")
-    parser.add_argument("--subset", required=True, help="liberty, notredame, yosemite, or the NAME of a 'descnet data patches --brown NAME' set")
+    parser.add_argument("--subset", required=True,
+                        help="liberty, notredame, yosemite, or the NAME of a 'descnet data patches --brown NAME' set")
     parser.add_argument("--model", action="append", required=True, metavar="SPEC",
                         help="model SPEC (repeatable): registry name, NAME:WEIGHTS, checkpoint, run directory, "
                              "or sift / rootsift / pixels")

@@ -13,6 +13,8 @@ initialised to 0, so an untrained block is the identity and can be dropped into 
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,6 +32,17 @@ def _pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     if conv.bias is None:
         return torch.bmm(weight, x.flatten(2))
     return torch.baddbmm(conv.bias.view(1, -1, 1), weight, x.flatten(2))
+
+
+def _in_cpu_chunks(attend: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """``attend(x)`` over the batch dimension; on the CPU ``chunk`` images at a time (same result).
+
+    Large CPU tensors get fresh pages from the OS on every allocation and fall out of cache, so attention
+    maps are cheaper in small pieces there; ``split`` + ``cat`` is one op each way for autograd.
+    """
+    if x.device.type != "cpu" or x.shape[0] <= chunk:
+        return attend(x)
+    return torch.cat([attend(part) for part in x.split(chunk)])
 
 
 # |logit| <= temperature; up to this temperature exp(logit) is finite in float32/bfloat16 sums
@@ -97,14 +110,9 @@ class CompressedSelfAttention(nn.Module):
     def attend(self, x: torch.Tensor) -> torch.Tensor:
         """The attention output ``y`` before the output projection: ``(B, C, H, W) -> (B, C, H, W)``.
 
-        On the CPU, images go through in chunks of :attr:`cpu_chunk` so that the ``(G*M, N)`` maps stay
-        small (large CPU tensors are page-faulted in on every allocation and fall out of cache).
+        On the CPU, images go through in chunks of :attr:`cpu_chunk` so that the ``(G*M, N)`` maps stay small.
         """
-        b = x.shape[0]
-        step = self.cpu_chunk if x.device.type == "cpu" else b
-        if b <= step:
-            return self._attend(x)
-        return torch.cat([self._attend(part) for part in x.split(step)])  # split: one cat in backward
+        return _in_cpu_chunks(self._attend, x, self.cpu_chunk)
 
     def _attend(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -170,10 +178,7 @@ class NonLocalAttention(nn.Module):
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W) -> (B, C, H, W)``; on the CPU in chunks of :attr:`cpu_chunk` images, as CSA."""
-        step = self.cpu_chunk if x.device.type == "cpu" else x.shape[0]
-        if x.shape[0] <= step:
-            return self._attend(x)
-        return torch.cat([self._attend(part) for part in x.split(step)])
+        return _in_cpu_chunks(self._attend, x, self.cpu_chunk)
 
     def _attend(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
