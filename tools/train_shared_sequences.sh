@@ -13,7 +13,7 @@
 #                FPR95 in OUT/eval-fpr95/, matching results in OUT/eval-sequences/
 #
 # Quick check of the set-up (a few hundred steps): -- --set epochs=1 --set pairs_per_epoch=51200
-# Faster on CPUs with bf16 support: -- --set runtime.amp=bf16
+# Without bf16 support in the CPU: -- --set runtime.amp=none (the config asks for bf16 autocast)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")

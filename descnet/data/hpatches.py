@@ -25,7 +25,6 @@ Everything that knows these formats lives here. Patches are uint8 ``(N, 65, 65)`
 """
 from __future__ import annotations
 
-import json
 import os
 import struct
 import zlib
@@ -171,11 +170,10 @@ def splits_path(tasks_dir: str | os.PathLike) -> Path:
 
 def read_splits(tasks_dir: str | os.PathLike) -> dict[str, Split]:
     """All splits of ``splits.json``: name -> :class:`Split`."""
+    from descnet.io import read_json
+
     path = splits_path(tasks_dir)
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    raw = read_json(path)
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a JSON object of splits")
     splits = {}
@@ -422,10 +420,9 @@ def read_generated_tasks(tasks_dir: str | os.PathLike | None) -> dict | None:
     path = Path(tasks_dir) / GENERATED_FILE
     if not path.is_file():
         return None
-    try:
-        info = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    from descnet.io import read_json
+
+    info = read_json(path)
     if not isinstance(info, dict):
         raise ValueError(f"{path}: expected a JSON object")
     return info
