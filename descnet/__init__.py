@@ -20,6 +20,7 @@ _LAZY = {
     "resolve_model": "descnet.models",
     # functions live in differently named modules so that importing the module never rebinds the name
     "describe": "descnet.description",
+    "describe_images": "descnet.description",
     "match": "descnet.matching",
 }
 

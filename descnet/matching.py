@@ -139,24 +139,20 @@ def match_pair(image1: Any, image2: Any, *, model: Any, keypoints1: Any = None, 
     """Describe two images, match them and verify the matches geometrically -> :class:`PairMatches`.
 
     Images and keypoints as in :func:`descnet.description.describe`; ``model`` is resolved once.
-    ``timings``, if given, gets seconds per stage: ``load_model``, ``detect`` (with image reading),
-    ``extract``, ``describe`` (both images), ``match``, ``verify``.
+    ``timings``, if given, gets wall-clock seconds per stage: ``load_model``, ``detect`` (with image
+    reading), ``extract``, ``describe`` (both images together: :func:`~descnet.description.describe_images`),
+    ``match``, ``verify``.
     """
-    from .description import OPENCV_DESCRIPTORS, describe
+    from .description import OPENCV_DESCRIPTORS, describe_images
     from .models import resolve_model, spec_label
 
     t0 = time.perf_counter()
     net = model
     if isinstance(model, (str, os.PathLike)) and str(model) not in OPENCV_DESCRIPTORS:
         net = resolve_model(model)
-    stage = {"load_model": time.perf_counter() - t0, "detect": 0.0, "extract": 0.0, "describe": 0.0}
-    features = []
-    for image, keypoints in ((image1, keypoints1), (image2, keypoints2)):
-        t: dict[str, float] = {}
-        features.append(describe(image, keypoints, model=net, detector=detector, max_keypoints=max_keypoints,
-                                 mr_size=mr_size, device=device, timings=t))
-        for k, v in t.items():
-            stage[k] += v
+    stage = {"load_model": time.perf_counter() - t0}
+    features = describe_images([image1, image2], [keypoints1, keypoints2], model=net, detector=detector,
+                               max_keypoints=max_keypoints, mr_size=mr_size, device=device, timings=stage)
     if not isinstance(model, torch.nn.Module):  # name the SPEC, not the resolved module
         label = str(model) if str(model) in OPENCV_DESCRIPTORS else spec_label(model)
         features = [replace(f, info={**f.info, "model": label}) for f in features]

@@ -264,6 +264,34 @@ def test_describe_patch_matches_manual_extraction():
     assert set(timings) == {"detect", "extract", "describe"}
 
 
+def test_describe_images_equals_describing_each_image(tmp_path):
+    """Several images at once (threads, one describe_patches call) == one describe() per image."""
+    from descnet.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("hardnet")
+    a, b = texture(seed=7), texture(seed=8)
+    path = tmp_path / "b.png"
+    cv2.imwrite(str(path), b)
+    given = np.array([[50.0, 60.0, 4.0, 10.0], [150.0, 100.0, 2.5, -1.0]], np.float32)
+    timings: dict[str, float] = {}
+    together = descnet.description.describe_images([a, path, a], [None, None, given], model=model,
+                                                   max_keypoints=150, timings=timings)
+    alone = [describe(a, model=model, max_keypoints=150), describe(path, model=model, max_keypoints=150),
+             describe(a, given, model=model)]
+    assert [len(f) for f in together] == [150, 150, 2]
+    for t, s in zip(together, alone):
+        np.testing.assert_array_equal(t.keypoints, s.keypoints)
+        np.testing.assert_allclose(t.descriptors, s.descriptors, atol=1e-5)
+        assert t.info == s.info
+    assert together[1].info["image"] == str(path) and together[2].info["detector"] == "given"
+    assert set(timings) == {"detect", "extract", "describe"}
+    with pytest.raises(ValueError, match="one entry per image"):
+        descnet.description.describe_images([a, b], [None], model=model)
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "missing.png"))):
+        descnet.description.describe_images([a, tmp_path / "missing.png"], model=model)
+
+
 def test_describe_blank_image_gives_no_keypoints():
     feats = describe(np.full((64, 64), 128, np.uint8), model="pixels")
     assert len(feats) == 0 and feats.descriptors.shape == (0, 1024)

@@ -191,7 +191,7 @@ def test_describer_reports_the_backend_and_its_batch_size():
     torch.manual_seed(4)
     hardnet, csa = create_model("hardnet"), create_model("hardnet-csa")
     assert PatchDescriber(hardnet).backend == "onnxruntime"
-    assert PatchDescriber(hardnet).batch_size == 256
+    assert PatchDescriber(hardnet).batch_size == 128
     assert PatchDescriber(csa).batch_size == 16
     assert PatchDescriber(csa, backend="fused").batch_size == 32
     assert PatchDescriber(csa, backend="fused").backend == "fused"
@@ -257,3 +257,20 @@ def test_bad_patches_raise_clear_errors():
         describe_patches(model, np.zeros((2, 32, 31), np.uint8))
     with pytest.raises(TypeError, match="uint8 or floating"):
         describe_patches(model, np.zeros((2, 32, 32), np.int32))
+
+
+@needs_ort
+def test_onnxruntime_describes_batches_in_parallel_in_order(csa_model, patches65):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        describer = PatchDescriber(csa_model, backend="onnxruntime")
+    finally:
+        torch.set_num_threads(threads)
+    assert describer.backend == "onnxruntime" and describer.workers == 2
+    x = as_patch_tensor(patches65, 32)
+    one_by_one = torch.cat([describer(x[i:i + 4]) for i in range(0, len(x), 4)])
+    parallel = describe_patches(describer, patches65, batch_size=4)
+    assert torch.equal(parallel, one_by_one)  # same batches, same order: bit-identical
+    torch.testing.assert_close(parallel, _brute_force(csa_model, patches65), atol=1e-5, rtol=0)
+    assert PatchDescriber(csa_model, backend="fused").workers == 1

@@ -64,9 +64,10 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
     from pathlib import Path
 
+    import torch
     from tqdm.auto import tqdm
 
-    from descnet.description import describe
+    from descnet.description import describe_images
     from descnet.features_io import unique_group_names, write_features
     from descnet.models import spec_label
 
@@ -79,18 +80,23 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out}: is a folder; give a file name such as {out / 'features.h5'}")
     model = load_model(args.model)
     label = args.model if isinstance(model, str) else spec_label(args.model)
-    keypoint_files = args.keypoints or [None] * len(args.images)
+    jobs = list(zip(unique_group_names(args.images), args.images, args.keypoints or [None] * len(args.images)))
+    per_call = 2 * max(1, torch.get_num_threads())  # images described together: one per thread, one network pass
     features = {}
-    names = unique_group_names(args.images)
-    for name, image, kp_file in tqdm(list(zip(names, args.images, keypoint_files)), desc="describe", unit="image",
-                                     disable=len(args.images) < 2):
-        feats = describe(image, kp_file, model=model, detector=args.detector, max_keypoints=args.max_keypoints or None,
-                         mr_size=args.mr_size, device=args.device)
-        if len(feats) == 0:
-            source = f"keypoint file {kp_file} has no rows" if kp_file else f"the {args.detector} detector found none"
-            raise ValueError(f"{image}: no keypoints to describe ({source})")
-        features[name] = feats = replace(feats, info={**feats.info, "model": label})
-        print(f"{image}: {len(feats)} keypoints, {feats.descriptors.shape[1]}-D descriptors -> /{name}")
+    with tqdm(total=len(jobs), desc="describe", unit="image", disable=len(jobs) < 2) as bar:
+        for start in range(0, len(jobs), per_call):
+            part = jobs[start:start + per_call]
+            described = describe_images([image for _, image, _ in part], [kp for _, _, kp in part], model=model,
+                                        detector=args.detector, max_keypoints=args.max_keypoints or None,
+                                        mr_size=args.mr_size, device=args.device)
+            for (name, image, kp_file), feats in zip(part, described):
+                if len(feats) == 0:
+                    source = (f"keypoint file {kp_file} has no rows" if kp_file
+                              else f"the {args.detector} detector found none")
+                    raise ValueError(f"{image}: no keypoints to describe ({source})")
+                features[name] = feats = replace(feats, info={**feats.info, "model": label})
+                bar.write(f"{image}: {len(feats)} keypoints, {feats.descriptors.shape[1]}-D descriptors -> /{name}")
+            bar.update(len(part))
     write_features(out, features)
     print(f"wrote {out}")
     return 0

@@ -110,7 +110,7 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any], dete
     model is an ``nn.Module``, a SPEC, or ``"opencv-sift"`` / ``"opencv-rootsift"``. Keypoints are
     detected once per image with ``detector`` and shared by all models.
     """
-    from descnet.description import OPENCV_DESCRIPTORS, describe, detect_keypoints
+    from descnet.description import OPENCV_DESCRIPTORS, describe_images, detect_keypoints
     from descnet.matching import match, verify
     from descnet.models import resolve_model
 
@@ -131,8 +131,8 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any], dete
             images[k] = seq.image(k, gray=True)
             keypoints[k] = detect_keypoints(images[k], detector, max_keypoints)[0]
         for label, model in models.items():
-            feats = {k: describe(images[k], keypoints[k], model=model, detector=detector, mr_size=mr_size,
-                                 device=device) for k in images}
+            feats = dict(zip(images, describe_images(list(images.values()), list(keypoints.values()), model=model,
+                                                     detector=detector, mr_size=mr_size, device=device)))
             for k in seq.targets:
                 f1, fk = feats[1], feats[k]
                 m = match(f1.descriptors, fk.descriptors, method, ratio)
