@@ -360,7 +360,6 @@ class PatchDescriber:
         chain = {"onnxruntime": ["onnxruntime", "fused", "eager"], "compile": ["compile", "fused", "eager"],
                  "fused": ["fused", "eager"], "eager": ["eager"]}[backend]
         errors = []
-        self.workers = 1
         for candidate in chain:
             try:
                 self._forward = self._build(candidate, model, reference)
@@ -382,15 +381,13 @@ class PatchDescriber:
             if not _has_parameters(model) or isinstance(model, torch.jit.ScriptModule):
                 raise ValueError("only parametrised eager PyTorch models are exported")
             forward = _OnnxRuntimeModel(fuse_for_inference(model).cpu(), self.patch_size)
-            self._check(forward, reference)
-            self.workers = forward.workers
-            return forward
-        if isinstance(model, torch.jit.ScriptModule):
-            raise ValueError("TorchScript models run as they are")
-        fused = fuse_for_inference(model).to(self.device, self.dtype)
-        if self.device.type == "cpu":  # conv weights in the layout of the channels-last activations
-            fused = fused.to(memory_format=torch.channels_last)
-        forward = self._wrap(_compiled(fused) if backend == "compile" else fused)
+        else:
+            if isinstance(model, torch.jit.ScriptModule):
+                raise ValueError("TorchScript models run as they are")
+            fused = fuse_for_inference(model).to(self.device, self.dtype)
+            if self.device.type == "cpu":  # conv weights in the layout of the channels-last activations
+                fused = fused.to(memory_format=torch.channels_last)
+            forward = self._wrap(_compiled(fused) if backend == "compile" else fused)
         self._check(forward, reference)
         return forward
 
@@ -421,6 +418,11 @@ class PatchDescriber:
             diff = (got - expected).abs().max().item() if got.shape == expected.shape else float("nan")
             raise ValueError(f"output differs from the eager model (shape {tuple(got.shape)} vs "
                              f"{tuple(expected.shape)}, max difference {diff:.2g})")
+
+    @property
+    def workers(self) -> int:
+        """Batches :meth:`map` describes at once: one per core for ONNX Runtime, else 1 (PyTorch's own threads)."""
+        return getattr(self._forward, "workers", 1)
 
     @property
     def batch_size(self) -> int:
