@@ -35,12 +35,23 @@ def save_results(name: str, settings: dict[str, Any], results: Any, out_dir: Pat
     return path
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], floatfmt: str = ".3g") -> str:
-    """A plain aligned text table (first column left-aligned, the rest right-aligned)."""
+def machine_line() -> str:
+    """``machine: AMD EPYC, CPU kind AVX512_BF16, 2 threads, torch 2.13.0``: every table starts with it."""
+    info = environment_info()
+    return (f"machine: {info['cpu']}, CPU kind {info.get('cpu_kind', '?')}, {info.get('torch_threads', '?')} "
+            f"threads, torch {info['versions'].get('torch', '?')}"
+            + (f", GPU {info['cuda']['device']}" if info.get("cuda") else ""))
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], floatfmt: str = ".3g",
+                 machine: bool = True) -> str:
+    """A plain aligned text table (first column left-aligned, the rest right-aligned), headed by
+    :func:`machine_line` (speed figures mean nothing without the CPU they were measured on)."""
     def cell(v: Any) -> str:
         return format(v, floatfmt) if isinstance(v, float) else str(v)
     body = [[cell(v) for v in row] for row in rows]
     widths = [max(len(str(h)), *(len(r[i]) for r in body)) if body else len(str(h)) for i, h in enumerate(headers)]
     def line(values: Sequence[str]) -> str:
         return "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths)))
-    return "\n".join([line([str(h) for h in headers]), line(["-" * w for w in widths])] + [line(r) for r in body])
+    table = [line([str(h) for h in headers]), line(["-" * w for w in widths])] + [line(r) for r in body]
+    return "\n".join(([machine_line()] if machine else []) + table)

@@ -45,6 +45,7 @@ from .data.images import read_image
 from .features_io import Features, read_keypoints
 from .inference import describe_patches
 from .models import resolve_model, spec_label
+from .models.pretrained import DEFAULT_MODEL
 from .parallel import ordered_map
 
 __all__ = ["describe", "describe_images", "read_image", "to_gray", "detect_keypoints", "check_keypoints",
@@ -254,7 +255,8 @@ def _model_label(model: Any) -> str:
     return spec_label(model)
 
 
-def describe(image: np.ndarray | str | os.PathLike, keypoints: Any = None, *, model: str | os.PathLike | nn.Module,
+def describe(image: np.ndarray | str | os.PathLike, keypoints: Any = None, *,
+             model: str | os.PathLike | nn.Module = DEFAULT_MODEL,
              detector: str = "sift", max_keypoints: int | None = 2000, mr_size: float | None = None,
              batch_size: int | None = None, device: str | torch.device = "cpu", progress: bool = False,
              timings: dict[str, float] | None = None) -> Features:
@@ -264,7 +266,8 @@ def describe(image: np.ndarray | str | os.PathLike, keypoints: Any = None, *, mo
         image: a file path, or an ``(H, W)`` / ``(H, W, 3)`` RGB array, uint8, uint16 or float in [0, 1].
         keypoints: ``None`` to detect them with ``detector``; else ``(N, 4)`` rows ``x y size angle``
             (OpenCV convention), a list of ``cv2.KeyPoint`` or the path of a keypoint text file.
-        model: a model SPEC (registry name, ``name:weights``, checkpoint, run dir), an ``nn.Module``, or
+        model: a model SPEC (trained name, ``name:weights``, checkpoint, run dir; default
+            :data:`~descnet.models.pretrained.DEFAULT_MODEL`, descnet's shipped weights), an ``nn.Module``, or
             ``"opencv-sift"`` / ``"opencv-rootsift"`` (module docstring). Resolve a SPEC once with
             :func:`descnet.models.resolve_model` and pass the module when describing many images.
         detector: OpenCV detector name (:data:`DETECTORS`); also picks the default ``mr_size``.
@@ -314,7 +317,7 @@ def _locate(image: Any, keypoints: Any, detector: str, max_keypoints: int | None
 
 
 def describe_images(images: Sequence[np.ndarray | str | os.PathLike], keypoints: Sequence[Any] | None = None, *,
-                    model: str | os.PathLike | nn.Module, detector: str = "sift", max_keypoints: int | None = 2000,
+                    model: str | os.PathLike | nn.Module = DEFAULT_MODEL, detector: str = "sift", max_keypoints: int | None = 2000,
                     mr_size: float | None = None, batch_size: int | None = None, device: str | torch.device = "cpu",
                     progress: bool = False, timings: dict[str, float] | None = None) -> list[Features]:
     """:func:`describe` for several images at once -> one :class:`~descnet.features_io.Features` per image.

@@ -62,13 +62,22 @@ _PROBE_TOLERANCE = 1e-4
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def as_patch_tensor(patches: Any, patch_size: int) -> torch.Tensor:
+#: how patches of another size are brought to the model's input size (a recorded option of a model,
+#: ``model.descnet_resize``): ``antialias`` -- bilinear with anti-aliasing (descnet's own weights);
+#: ``bilinear`` -- plain bilinear, half-pixel centres, no anti-aliasing: ``cv2.resize(p, (32, 32))`` as in
+#: HardNet's training and ``hpatches_extract_HardNet.py`` (the published HardNet/SOSNet/HyNet convention)
+RESIZE_METHODS = ("antialias", "bilinear")
+
+
+def as_patch_tensor(patches: Any, patch_size: int, resize: str = "antialias") -> torch.Tensor:
     """uint8 or float patches ``(N, H, W)`` / ``(N, 1, H, W)`` -> float ``(N, 1, P, P)`` in [0, 1].
 
     uint8 input is divided by 255; float input is taken as already in [0, 1]. Patches of another size
-    are resized with anti-aliased bilinear interpolation (e.g. HPatches' 65x65 -> 32x32). The result is on
+    are resized by ``resize`` (:data:`RESIZE_METHODS`; e.g. HPatches' 65x65 -> 32x32). The result is on
     the device of the input.
     """
+    if resize not in RESIZE_METHODS:
+        raise ValueError(f"resize must be one of {', '.join(RESIZE_METHODS)}, got {resize!r}")
     x = torch.from_numpy(np.ascontiguousarray(patches)) if isinstance(patches, np.ndarray) else patches
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"patches must be a numpy array or torch tensor, got {type(patches).__name__}")
@@ -83,7 +92,8 @@ def as_patch_tensor(patches: Any, patch_size: int) -> torch.Tensor:
     else:
         raise TypeError(f"patches must be uint8 or floating point, got {x.dtype}")
     if x.shape[-1] != patch_size:
-        x = F.interpolate(x, size=(patch_size, patch_size), mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(x, size=(patch_size, patch_size), mode="bilinear", align_corners=False,
+                          antialias=resize == "antialias")
     return x
 
 
@@ -350,6 +360,7 @@ class PatchDescriber:
         self.precision = precision
         self.dtype = _DTYPES[precision]
         self.patch_size = int(getattr(model, "patch_size", 32))
+        self.resize = getattr(model, "descnet_resize", "antialias")  # the model's input convention
         self.has_attention = _has_attention(model)
         self.descriptor_dim = int(getattr(model, "descriptor_dim", 0)) or None
         requested = backend
@@ -440,7 +451,7 @@ class PatchDescriber:
         def describe(batch: Any) -> torch.Tensor:
             if isinstance(batch, np.ndarray):
                 batch = torch.from_numpy(np.ascontiguousarray(batch))
-            return self(as_patch_tensor(batch.to(self.device, non_blocking=True), self.patch_size))
+            return self(as_patch_tensor(batch.to(self.device, non_blocking=True), self.patch_size, self.resize))
         return ordered_map(describe, batches, self.workers)
 
     def __repr__(self) -> str:

@@ -13,7 +13,15 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "atomic_dir", "write_json", "read_json"]
+__all__ = ["atomic_path", "atomic_dir", "write_json", "read_json", "user_cache_dir"]
+
+
+def user_cache_dir() -> Path:
+    """descnet's cache folder: ``$DESCNET_CACHE``, else ``$XDG_CACHE_HOME/descnet``, else ``~/.cache/descnet``."""
+    if os.environ.get("DESCNET_CACHE"):
+        return Path(os.environ["DESCNET_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "descnet"
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ import torch
 from kornia import feature as KF
 
 from .features_io import PairMatches
+from .models.pretrained import DEFAULT_MODEL
 
 __all__ = ["match", "verify", "match_pair", "draw_matches", "Matches", "Verification", "MATCHERS", "ESTIMATORS",
            "GEOMETRIES"]
@@ -131,7 +132,7 @@ def verify(points1: np.ndarray, points2: np.ndarray, geometry: str = "homography
     return Verification(model.astype(np.float64), mask.ravel().astype(bool))
 
 
-def match_pair(image1: Any, image2: Any, *, model: Any, keypoints1: Any = None, keypoints2: Any = None,
+def match_pair(image1: Any, image2: Any, *, model: Any = DEFAULT_MODEL, keypoints1: Any = None, keypoints2: Any = None,
                detector: str = "sift", max_keypoints: int | None = 2000, mr_size: float | None = None,
                method: str = "mnn", ratio: float | None = None, geometry: str = "homography",
                estimator: str = "magsac", threshold: float | None = None, device: str = "cpu",

@@ -57,7 +57,10 @@ def environment_info(device: str | None = None) -> dict[str, Any]:
     if "torch" in sys.modules:
         import torch
 
+        from descnet.precision import cpu_kind
+
         info["torch_threads"] = torch.get_num_threads()
+        info["cpu_kind"] = cpu_kind()  # AVX2 / AVX512 / AVX512_BF16 / AMX: every speed figure depends on it
         if torch.cuda.is_available():
             info["cuda"] = {"device": torch.cuda.get_device_name(), "version": torch.version.cuda}
     if device:

@@ -3,6 +3,8 @@ with a clear reason when it is absent."""
 from __future__ import annotations
 
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,52 @@ def _few_threads():
 
     torch.manual_seed(0)
     yield
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Serves ``server.files`` (path -> bytes) with Range support; ``server.truncate_at`` cuts bodies short."""
+
+    def do_GET(self):  # noqa: N802 (http.server naming)
+        srv = self.server
+        srv.requests.append((self.path, self.headers.get("Range")))
+        data = srv.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        start, range_header = 0, self.headers.get("Range")
+        if range_header and srv.ranges:
+            start = int(range_header.split("=")[1].split("-")[0])
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", '"v1"')
+        self.end_headers()
+        if srv.truncate_at is not None:
+            body = body[:srv.truncate_at]  # then the connection closes: a truncated response
+        self.wfile.write(body)
+        srv.bytes_sent += len(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    """A local HTTP server on 127.0.0.1: set ``server.files[path] = bytes``; URLs are ``server.base + path``."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.files, srv.requests, srv.ranges, srv.truncate_at, srv.bytes_sent = {}, [], True, None, 0
+    srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()

@@ -24,10 +24,17 @@ def test_help_does_not_import_torch():
 
 def test_models_command_lists_the_registry(capsys):
     assert main(["models", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    listing = json.loads(capsys.readouterr().out)
+    rows = listing["architectures"]
     names = {r["name"] for r in rows}
-    assert {"hardnet", "hardnet-csa", "hardnet-sa", "tfeat", "pixels"} <= names
+    assert {"hardnet", "hardnet-csa", "hardnet-sa", "tfeat", "pixels", "hardtfeat", "hardnet8"} <= names
     csa = next(r for r in rows if r["name"] == "hardnet-csa")
-    assert csa["options"]["num_bases"] == 32 and csa["dim"] == 128
+    assert csa["options"]["num_bases"] == 32 and csa["dim"] == 128 and csa["spec"] == "hardnet-csa:WEIGHTS | hardnet-csa:random"
+    trained = {r["name"]: r for r in listing["trained"]}
+    assert listing["default"] == "descnet-hardnet" and trained["descnet-hardnet"]["default"]
+    assert sum(r["default"] for r in trained.values()) == 1
+    assert trained["tfeat-liberty"]["urls"][0].startswith("https://github.com/vbalnt/tfeat/")
+    assert trained["hardnet-liberty"]["weights"] in ("download", "cached")
     assert main(["models"]) == 0
-    assert "hardnet-csa" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "descnet-hardnet*" in out and "hardnet-csa" in out

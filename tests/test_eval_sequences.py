@@ -1,4 +1,4 @@
-"""descnet.eval.sequences: MMA, corner error, the sequence loop, summaries and the ``eval sequences`` CLI."""
+"""descnet.eval.sequences: MMA, correct matches, corner error, the sequence loop, summaries and the CLI."""
 from __future__ import annotations
 
 import json
@@ -10,8 +10,9 @@ import pytest
 
 from descnet.cli.main import main
 from descnet.data.sequences import ImageSequences, write_sequence
-from descnet.eval.sequences import (MMA_THRESHOLDS, PairResult, corner_error, evaluate_sequences, format_summary,
-                                    matching_accuracy, model_label, plot_mma, reprojection_errors, summarize)
+from descnet.eval.sequences import (CORRECT_THRESHOLDS, MMA_THRESHOLDS, PairResult, corner_error, correct_matches,
+                                    evaluate_sequences, format_summary, matching_accuracy, model_label, pair_rows,
+                                    plot_mma, reprojection_errors, summarize)
 
 H2 = np.array([[0.92, 0.12, 14.0], [-0.09, 0.96, 6.0], [1.5e-4, 5e-5, 1.0]])
 H3 = np.array([[1.05, -0.05, -8.0], [0.06, 1.02, -5.0], [-1e-4, 1e-4, 1.0]])
@@ -45,6 +46,21 @@ def test_reprojection_errors_and_accuracy_known_answers():
     assert reprojection_errors(np.zeros((0, 2)), np.zeros((0, 2)), H2).shape == (0,)
 
 
+def test_correct_matches_hand_worked_example():
+    """Four matches displaced from their true position by 0.5, 2, 4 and 7 px (along different directions)."""
+    p1 = np.array([[10.0, 20.0], [100.0, 50.0], [200.0, 150.0], [60.0, 220.0]])
+    offsets = np.array([[0.5, 0.0], [0.0, -2.0], [2.4, 3.2], [-4.2, 5.6]])   # lengths 0.5, 2, 4, 7
+    p2 = cv2.perspectiveTransform(p1[None], H2)[0] + offsets
+    errors = reprojection_errors(p1, p2, H2)
+    np.testing.assert_allclose(errors, [0.5, 2.0, 4.0, 7.0], atol=1e-9)
+    assert CORRECT_THRESHOLDS == (1, 3, 5)
+    assert correct_matches(errors).tolist() == [1, 2, 3]                      # at 1, 3 and 5 px
+    assert correct_matches([0.5, 2.0, 3.0, 7.0], (3, 7)).tolist() == [3, 4]   # a match at exactly t counts
+    assert matching_accuracy(errors, (3,)).tolist() == [0.5]
+    np.testing.assert_allclose(matching_accuracy(errors, CORRECT_THRESHOLDS) * len(errors), [1, 2, 3])
+    assert correct_matches([]).tolist() == [0, 0, 0]
+
+
 def test_corner_error_known_answers():
     shift = np.array([[1.0, 0, 3.0], [0, 1.0, 4.0], [0, 0, 1.0]])
     assert corner_error(shift @ H2, H2, (240, 320)) == pytest.approx(5.0)
@@ -61,7 +77,7 @@ def test_corner_error_known_answers():
 
 def test_summarize_counts_pairs_and_splits():
     def pair(kind, mma, err, matches):
-        return PairResult("s", kind, 2, (10, 10), matches, matches // 2, tuple([mma] * 10), err)
+        return PairResult("s", kind, 2, (10, 10), matches, matches // 2, tuple([mma] * 10), (0, 0, 0), err)
     results = {"A": [pair("illumination", 0.5, 0.5, 10), pair("viewpoint", 1.0, 2.0, 20),
                      pair("viewpoint", 0.0, math.inf, 0)]}
     s = summarize(results)["A"]
@@ -76,6 +92,40 @@ def test_summarize_counts_pairs_and_splits():
     assert "illumination" in table and "MMA@3" in table
 
 
+def _pair(kind: str, correct: tuple[int, int, int], matches: int) -> PairResult:
+    mma = tuple(correct[CORRECT_THRESHOLDS.index(t)] / matches if t in CORRECT_THRESHOLDS else 0.0
+                for t in MMA_THRESHOLDS)
+    return PairResult("s", kind, 2, (50, 60), matches, 0, mma, correct, 2.0)
+
+
+def test_summarize_averages_correct_matches_over_pairs():
+    results = {"A": [_pair("illumination", (2, 4, 6), 10), _pair("viewpoint", (5, 9, 10), 20),
+                     _pair("viewpoint", (1, 2, 4), 8)]}
+    s = summarize(results)["A"]
+    assert s["all"]["correct"] == {"1": pytest.approx(8 / 3), "3": pytest.approx(5.0), "5": pytest.approx(20 / 3)}
+    assert s["viewpoint"]["correct"] == {"1": 3.0, "3": 5.5, "5": 7.0}
+    assert s["illumination"]["correct"] == {"1": 2.0, "3": 4.0, "5": 6.0}
+    # fewer, safer matches win on MMA@3 but lose on correct@3
+    few = summarize({"few": [_pair("viewpoint", (4, 5, 5), 5)], "many": [_pair("viewpoint", (30, 60, 70), 100)]})
+    assert few["few"]["all"]["mma"][2] == 1.0 and few["many"]["all"]["mma"][2] == 0.6
+    assert few["few"]["all"]["correct"]["3"] == 5.0 and few["many"]["all"]["correct"]["3"] == 60.0
+
+
+def test_correct_matches_in_table_and_json_rows():
+    results = {"A": [_pair("illumination", (2, 4, 6), 10), _pair("viewpoint", (5, 9, 10), 20)]}
+    rows = pair_rows(results)["A"]
+    assert [r["correct"] for r in rows] == [(2, 4, 6), (5, 9, 10)]
+    assert json.loads(json.dumps(rows))[1]["correct"] == [5, 9, 10]
+    table = format_summary(summarize(results)).splitlines()
+    header = table[0].split()
+    assert header[3:11] == ["MMA@1", "MMA@3", "MMA@5", "MMA@10", "correct@1", "correct@3", "correct@5", "H@1"]
+    all_row = next(line.split() for line in table[2:] if line.split()[1] == "all")
+    assert all_row[7:10] == ["3.5", "6.5", "8.0"]
+    # a summary written before correct@t existed still prints, with "-"
+    old = {"A": {"all": {k: v for k, v in summarize(results)["A"]["all"].items() if k != "correct"}}}
+    assert format_summary(old).splitlines()[2].split()[7:10] == ["-", "-", "-"]
+
+
 def test_evaluate_sequences_on_exact_synthetic_sequences(sequence_root, tmp_path):
     sequences = ImageSequences(sequence_root)
     models = {model_label("opencv-sift"): "opencv-sift", "pixels": "pixels"}
@@ -88,8 +138,11 @@ def test_evaluate_sequences_on_exact_synthetic_sequences(sequence_root, tmp_path
     for p in sift:
         assert p.matches > 50 and p.mma[2] > 0.8 and p.corner_error < 3.0
         assert all(a <= b for a, b in zip(p.mma, p.mma[1:]))
+        assert p.correct == tuple(round(p.mma[t - 1] * p.matches) for t in CORRECT_THRESHOLDS)
     summary = summarize(results)
     assert summary["pixels"]["all"]["pairs"] == 4
+    assert summary["SIFT (OpenCV)"]["viewpoint"]["correct"]["3"] == pytest.approx(
+        np.mean([p.correct[1] for p in sift[2:]]))
     plot_mma(summary, tmp_path / "mma.png")
     assert cv2.imread(str(tmp_path / "mma.png")).shape[2] == 3
 
@@ -104,8 +157,11 @@ def test_cli_eval_sequences_writes_json_and_plot(sequence_root, tmp_path, capsys
     assert payload["settings"]["sequences"] == ["v_synth"]
     assert len(payload["pairs"]["pixels"]) == 2
     assert payload["summary"]["SIFT (OpenCV)"]["viewpoint"]["homography_accuracy"]["3"] == 1.0
+    assert set(payload["summary"]["pixels"]["viewpoint"]["correct"]) == {"1", "3", "5"}
+    assert all(len(row["correct"]) == 3 for row in payload["pairs"]["pixels"])
     assert (out / "mma.png").is_file()
-    assert "RootSIFT (OpenCV)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "RootSIFT (OpenCV)" in printed and "correct@3" in printed
 
 
 @pytest.mark.parametrize("extra, message", [

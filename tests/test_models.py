@@ -139,7 +139,9 @@ def test_load_weights_never_unpickles_arbitrary_objects(tmp_path):
 
 
 def test_resolve_model_specs(tmp_path):
-    assert isinstance(resolve_model("hardnet-csa"), L2Net)
+    assert isinstance(resolve_model("hardnet-csa:random"), L2Net)
+    with pytest.raises(ValueError, match="architecture without weights"):
+        resolve_model("hardnet-csa")  # never an untrained network by accident
     model = create_model("hardnet-csa", num_bases=8)
     ckpt = {"descnet": 1, "model": {"name": "hardnet-csa", "options": dict(model.descnet_options)},
             "state_dict": model.state_dict(), "epoch": 1}
@@ -155,22 +157,23 @@ def test_resolve_model_specs(tmp_path):
     assert not resolve_model(f"hardnet:{tmp_path / 'bare.pth'}").training
     with pytest.raises(WeightsError, match="not a descnet checkpoint"):
         resolve_model(str(tmp_path / "bare.pth"))
-    with pytest.raises(ValueError, match="neither a model name"):
+    with pytest.raises(ValueError, match="neither a trained model name"):
         resolve_model("no-such-model")
     with pytest.raises(WeightsError, match="best.pt"):
         resolve_model(str(tmp_path))
     assert spec_label("tfeat:w/tfeat-liberty.params") == "tfeat-liberty"
-    assert spec_label("hardnet") == "hardnet"
+    assert spec_label("hardnet:random") == "hardnet-random"
+    assert spec_label("descnet-hardnet") == "descnet-hardnet"
 
 
 def test_an_untrained_registry_model_is_the_same_network_every_time_and_leaves_the_rng_alone():
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)
-    a = resolve_model("hardnet-csa").state_dict()
+    a = resolve_model("hardnet-csa:random").state_dict()
     assert torch.equal(torch.rand(3), expected_next)  # the caller's random stream is untouched
     torch.manual_seed(7)
-    b = resolve_model("hardnet-csa").state_dict()
+    b = resolve_model("hardnet-csa:random").state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     c = create_model("hardnet-csa").state_dict()  # create_model itself stays random, like timm's
     assert not torch.equal(a["features.0.weight"], c["features.0.weight"])

@@ -15,6 +15,8 @@ import pytest
 import torch
 import yaml
 
+from descnet.precision import cpu_kind
+
 from descnet.training import NonFiniteLossError, PairSet, PatchPoints, Trainer, load_checkpoint, load_config
 from descnet.training.checkpoint import save_checkpoint
 from descnet.training.config import DEFAULTS, apply_overrides
@@ -56,7 +58,8 @@ def tiny_overrides(root: Path, **extra) -> list[str]:
              "batch_size": 16,
              "pairs_per_epoch": 64, "epochs": 2, "optimizer.lr": 1.0, "validation.num_pairs": 200,
              "runtime.progress": False, "runtime.threads": 1, "runtime.log_every": 1,
-             "runtime.checkpoint_every": 3, "runtime.validation_batch_size": 256}
+             "runtime.checkpoint_every": 3, "runtime.validation_batch_size": 256,
+             "runtime.amp": "none"}  # float32: exact comparisons must not depend on the CPU kind
     items.update(extra)
     return [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in items.items()]
 
@@ -216,6 +219,10 @@ def test_checkpoint_is_a_model_spec_and_weights_only(tmp_path):
     assert saved == trainer.config
     env = json.loads((tmp_path / "run" / "environment.json").read_text())
     assert env["sessions"][0]["environment"]["versions"]["torch"] == torch.__version__
+    from descnet.precision import resolve_amp
+
+    assert env["sessions"][0]["precision"] == resolve_amp(trainer.config["runtime"]["amp"], "cpu").as_dict()
+    assert env["sessions"][0]["environment"]["cpu_kind"] == cpu_kind()
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):

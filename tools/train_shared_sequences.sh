@@ -13,7 +13,7 @@
 #                FPR95 in OUT/eval-fpr95/, matching results in OUT/eval-sequences/
 #
 # Quick check of the set-up (a few hundred steps): -- --set epochs=1 --set pairs_per_epoch=51200
-# Without bf16 support in the CPU: -- --set runtime.amp=none (the config asks for bf16 autocast)
+# Precision: runtime.amp=auto (bf16 where the CPU computes it natively, else float32); the log says which
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import argparse
 
+from descnet.models.pretrained import DEFAULT_MODEL
+
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``describe`` and ``match``: model, detector, region size, device."""
-    parser.add_argument("--model", required=True, metavar="SPEC",
-                        help="registry name, NAME:WEIGHTS, checkpoint, run dir, or opencv-sift / opencv-rootsift "
-                             "(OpenCV's own SIFT descriptor on the same keypoints)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="SPEC",
+                        help=f"trained model name (default: {DEFAULT_MODEL}, descnet's shipped weights; "
+                             "`descnet models` lists them), NAME:WEIGHTS, checkpoint, run dir, NAME:random (untrained), "
+                             "or opencv-sift / opencv-rootsift (OpenCV's own SIFT descriptor on the same keypoints)")
     parser.add_argument("--detector", default="sift",
                         help="OpenCV detector: sift (default), orb, and akaze/kaze/brisk where OpenCV has them")
     parser.add_argument("--max-keypoints", type=int, default=2000, metavar="N",

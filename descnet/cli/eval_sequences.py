@@ -3,12 +3,15 @@
 Every model describes the same keypoints (detected once per image, SIFT by default) of image 1 and of
 each image k = 2..n of every sequence; their matches are scored with the ground-truth H_1_k:
   MMA@t      share of matches within t px (t = 1..10), averaged over pairs (before verification)
+  correct@t  number of matches within t px (t = 1, 3, 5) = MMA@t x matches, averaged over pairs; MMA alone
+             rewards matching less (a few safe matches score high), so a descriptor must win here too
   H@e        share of pairs whose estimated homography (MAGSAC) moves the image corners by <= e px (1, 3, 5)
   matches    matches and inliers per pair
 split by sequence kind: illumination (i_*), viewpoint (v_*), other (e.g. Oxford graf).
 OpenCV's own SIFT and RootSIFT on the same keypoints are included as baselines unless --no-baselines.
 
-Writes --out DIR/sequences.json (settings, environment, summaries, every pair) and DIR/mma.png.
+Writes --out DIR/sequences.json (settings, environment, summaries, every pair) and DIR/mma.png
+(MMA and correct matches per pair against the threshold).
 
 examples:
   descnet eval sequences --root data/hpatches-sequences-release --model tfeat:tfeat-liberty.params --model runs/csa

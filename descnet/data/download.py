@@ -34,7 +34,7 @@ from descnet.io import atomic_dir
 __all__ = [
     "Resource", "Expected", "CHECKSUMS", "DATASETS", "MIRROR_ENV", "DownloadError", "IncompleteDownload",
     "ChecksumError", "resources", "candidate_urls", "fetch_url", "unpack", "download_resource",
-    "download_dataset",
+    "download_dataset", "file_digest",
 ]
 
 MIRROR_ENV = "DESCNET_MIRROR"
@@ -243,7 +243,7 @@ def _verify(part: Path, url: str, expected: Expected) -> None:
         for algorithm in ("sha256", "md5"):
             want = getattr(expected, algorithm)
             if want:
-                got = _hash_file(part, algorithm)
+                got = file_digest(part, algorithm)
                 if got != want.lower():
                     problem = f"{algorithm} {got}, expected {want}"
                     break
@@ -254,7 +254,8 @@ def _verify(part: Path, url: str, expected: Expected) -> None:
                             f"it was removed")
 
 
-def _hash_file(path: Path, algorithm: str) -> str:
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes (``sha256``, ``md5``, any :mod:`hashlib` name), read in chunks."""
     digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):

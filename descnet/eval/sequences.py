@@ -7,6 +7,9 @@ with each descriptor on the *same* keypoints (detected once per image), and:
   image-1 keypoint, mapped by the ground truth ``H_1_k``, lands within ``t`` pixels of its matched
   keypoint in image ``k``; a pair with no match scores 0. Averaged over pairs, for ``t = 1..10`` px.
   Computed on all matches, before geometric verification.
+* **correct@t**: the number of those matches within ``t`` pixels (``t = 1, 3, 5``), i.e. MMA@t x matches
+  of the pair, from the same reprojection errors; averaged over pairs. MMA alone rewards a descriptor for
+  matching less (a few safe matches score high), so a better descriptor must win on correct matches too.
 * **Homography accuracy@e** (as in SuperPoint's HPatches evaluation): a homography is estimated from
   the matches (:func:`descnet.matching.verify`, MAGSAC by default); its *corner error* is the mean
   distance between the four corners ``(0, 0), (W-1, 0), (W-1, H-1), (0, H-1)`` of image 1 mapped by it
@@ -28,11 +31,12 @@ from typing import Any, Iterable, Mapping
 import cv2
 import numpy as np
 
-__all__ = ["MMA_THRESHOLDS", "HOMOGRAPHY_THRESHOLDS", "PairResult", "reprojection_errors", "matching_accuracy",
-           "corner_error", "evaluate_sequences", "summarize", "format_summary", "plot_mma", "model_label",
-           "pair_rows"]
+__all__ = ["MMA_THRESHOLDS", "CORRECT_THRESHOLDS", "HOMOGRAPHY_THRESHOLDS", "PairResult", "reprojection_errors",
+           "correct_matches", "matching_accuracy", "corner_error", "evaluate_sequences", "summarize",
+           "format_summary", "plot_mma", "model_label", "pair_rows"]
 
 MMA_THRESHOLDS = tuple(range(1, 11))
+CORRECT_THRESHOLDS = (1, 3, 5)
 HOMOGRAPHY_THRESHOLDS = (1, 3, 5)
 KINDS = ("illumination", "viewpoint", "other")
 _BASELINE_LABELS = {"opencv-sift": "SIFT (OpenCV)", "opencv-rootsift": "RootSIFT (OpenCV)"}
@@ -49,6 +53,7 @@ class PairResult:
     matches: int
     inliers: int
     mma: tuple[float, ...]       # accuracy at each of MMA_THRESHOLDS
+    correct: tuple[int, ...]     # matches within t px at each of CORRECT_THRESHOLDS (= MMA@t x matches)
     corner_error: float          # px; inf when no homography was found
 
 
@@ -71,13 +76,17 @@ def reprojection_errors(points1: np.ndarray, points2: np.ndarray, homography: np
     return np.linalg.norm(mapped - p2, axis=1)
 
 
-def matching_accuracy(errors: np.ndarray, thresholds: Iterable[float] = MMA_THRESHOLDS) -> np.ndarray:
-    """Share of matches with reprojection error ``<= t`` for each threshold -> ``(T,)``; 0 without matches."""
+def correct_matches(errors: np.ndarray, thresholds: Iterable[float] = CORRECT_THRESHOLDS) -> np.ndarray:
+    """Number of matches with reprojection error ``<= t`` for each threshold: ``(M,)`` px -> ``(T,)`` int."""
     errors = np.asarray(errors, np.float64).ravel()
     t = np.asarray(list(thresholds), np.float64)
-    if len(errors) == 0:
-        return np.zeros(len(t))
-    return (errors[None, :] <= t[:, None]).mean(axis=1)
+    return (errors[None, :] <= t[:, None]).sum(axis=1)
+
+
+def matching_accuracy(errors: np.ndarray, thresholds: Iterable[float] = MMA_THRESHOLDS) -> np.ndarray:
+    """Share of matches with reprojection error ``<= t`` for each threshold: ``(M,)`` px -> ``(T,)``; 0 if M = 0."""
+    counts = correct_matches(errors, thresholds)
+    return counts / max(np.size(errors), 1)
 
 
 def corner_error(estimated: np.ndarray | None, truth: np.ndarray, image_size: tuple[int, int]) -> float:
@@ -143,6 +152,7 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any], dete
                     sequence=seq.name, kind=_kind(seq.kind), target=int(k), keypoints=(len(f1), len(fk)),
                     matches=len(m.indices), inliers=int(v.inliers.sum()),
                     mma=tuple(float(a) for a in matching_accuracy(errors)),
+                    correct=tuple(int(n) for n in correct_matches(errors)),
                     corner_error=corner_error(v.model, seq.homographies[k], images[1].shape[:2])))
                 if bar is not None:
                     bar.update(1)
@@ -154,7 +164,8 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any], dete
 def summarize(results: Mapping[str, list[PairResult]]) -> dict[str, dict[str, dict[str, Any]]]:
     """``{label: {split: summary}}`` for splits ``all`` and each kind present.
 
-    A summary has ``pairs``, ``mma`` (list over :data:`MMA_THRESHOLDS`), ``homography_accuracy``
+    A summary has ``pairs``, ``mma`` (list over :data:`MMA_THRESHOLDS`), ``correct`` (mean correct matches
+    per pair, ``{"1": .., "3": .., "5": ..}`` over :data:`CORRECT_THRESHOLDS`), ``homography_accuracy``
     (``{"1": .., "3": .., "5": ..}``), ``mean_corner_error`` (over pairs with a finite error),
     ``matches`` and ``inliers`` (means per pair) and ``keypoints`` (mean per image).
     """
@@ -170,6 +181,8 @@ def summarize(results: Mapping[str, list[PairResult]]) -> dict[str, dict[str, di
             out[label][split] = {
                 "pairs": len(chosen),
                 "mma": np.mean([p.mma for p in chosen], axis=0).tolist(),
+                "correct": dict(zip(map(str, CORRECT_THRESHOLDS),
+                                    np.mean([p.correct for p in chosen], axis=0).tolist())),
                 "homography_accuracy": {str(e): float((errors <= e).mean()) for e in HOMOGRAPHY_THRESHOLDS},
                 "mean_corner_error": float(finite.mean()) if len(finite) else None,
                 "matches": float(np.mean([p.matches for p in chosen])),
@@ -180,14 +193,18 @@ def summarize(results: Mapping[str, list[PairResult]]) -> dict[str, dict[str, di
 
 
 def format_summary(summary: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
-    """A plain text table: one row per model and split."""
-    headers = ["model", "split", "pairs", "MMA@1", "MMA@3", "MMA@5", "MMA@10", "H@1", "H@3", "H@5", "matches",
-               "inliers"]
+    """A plain text table: one row per model and split.
+
+    ``correct@t`` is the mean number of correct matches per pair; "-" for summaries written before it existed.
+    """
+    headers = ["model", "split", "pairs", "MMA@1", "MMA@3", "MMA@5", "MMA@10",
+               *(f"correct@{t}" for t in CORRECT_THRESHOLDS), "H@1", "H@3", "H@5", "matches", "inliers"]
     rows = []
     for label, splits in summary.items():
         for split, s in splits.items():
-            h = s["homography_accuracy"]
+            h, correct = s["homography_accuracy"], s.get("correct", {})
             rows.append([label, split, str(s["pairs"]), *(f"{s['mma'][t - 1]:.3f}" for t in (1, 3, 5, 10)),
+                         *(f"{correct[str(t)]:.1f}" if str(t) in correct else "-" for t in CORRECT_THRESHOLDS),
                          *(f"{h[str(e)]:.3f}" for e in HOMOGRAPHY_THRESHOLDS), f"{s['matches']:.0f}",
                          f"{s['inliers']:.0f}"])
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
@@ -198,7 +215,10 @@ def format_summary(summary: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> st
 
 
 def plot_mma(summary: Mapping[str, Mapping[str, Mapping[str, Any]]], path: str | os.PathLike) -> None:
-    """Plot MMA against the pixel threshold, one panel per split, one line per model; written atomically."""
+    """Plot MMA (top row) and correct matches per pair (bottom row) against the pixel threshold.
+
+    One column per split, one line (same colour in both rows) per model; written atomically.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -207,25 +227,47 @@ def plot_mma(summary: Mapping[str, Mapping[str, Mapping[str, Any]]], path: str |
     from descnet.io import atomic_path
 
     splits = [s for s in ("all", *KINDS) if any(s in v for v in summary.values())]
-    fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.8), squeeze=False)
-    for ax, split in zip(axes[0], splits):
-        for label, v in summary.items():
-            if split in v:
-                ax.plot(MMA_THRESHOLDS, v[split]["mma"], marker="o", markersize=3, label=label)
-        pairs = max(v[split]["pairs"] for v in summary.values() if split in v)
-        ax.set_title(f"{split} ({pairs} pairs)")
-        ax.set_xlabel("threshold [px]")
-        ax.set_xlim(1, MMA_THRESHOLDS[-1])
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
+    colors = {label: f"C{i % 10}" for i, label in enumerate(summary)}
+    fig, axes = plt.subplots(2, len(splits), figsize=(4.2 * len(splits), 7.2), squeeze=False)
+    for column, split in enumerate(splits):
+        models = {label: v[split] for label, v in summary.items() if split in v}
+        pairs = max(s["pairs"] for s in models.values())
+        _plot_mma_panel(axes[0][column], models, colors, f"{split} ({pairs} pairs)")
+        _plot_correct_panel(axes[1][column], models, colors)
     axes[0][0].set_ylabel("MMA")
     axes[0][0].legend(fontsize=8, loc="lower right")
+    axes[1][0].set_ylabel("correct matches per pair")
+    axes[1][0].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     try:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=120, format=os.path.splitext(str(path))[1][1:] or "png")
     finally:
         plt.close(fig)
+
+
+def _plot_mma_panel(ax: Any, models: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str], title: str) -> None:
+    """MMA over :data:`MMA_THRESHOLDS`, one line per ``{label: split summary}``."""
+    for label, s in models.items():
+        ax.plot(MMA_THRESHOLDS, s["mma"], marker="o", markersize=3, color=colors[label], label=label)
+    ax.set_title(title)
+    ax.set_xlabel("threshold [px]")
+    ax.set_xlim(1, MMA_THRESHOLDS[-1])
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+
+
+def _plot_correct_panel(ax: Any, models: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str]) -> None:
+    """Mean correct matches per pair at :data:`CORRECT_THRESHOLDS`, one line per ``{label: split summary}``."""
+    for label, s in models.items():
+        ax.plot(CORRECT_THRESHOLDS, [s["correct"][str(t)] for t in CORRECT_THRESHOLDS], marker="o", markersize=4,
+                color=colors[label], label=label)
+    ax.set_xlabel("threshold [px]")
+    ax.set_xticks(CORRECT_THRESHOLDS)
+    ax.set_xlim(CORRECT_THRESHOLDS[0] - 0.5, CORRECT_THRESHOLDS[-1] + 0.5)
+    top = max(s["correct"][str(t)] for s in models.values() for t in CORRECT_THRESHOLDS)
+    ax.set_ylim(0, 1.1 * top if top > 0 else 1)
+    ax.grid(alpha=0.3)
 
 
 def pair_rows(results: Mapping[str, list[PairResult]]) -> dict[str, list[dict[str, Any]]]:

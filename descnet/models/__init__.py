@@ -1,15 +1,31 @@
 """Patch descriptor models: ``create_model``, ``list_models``, ``load_weights``, ``resolve_model``.
 
 Every model maps float patches ``(B, 1, 32, 32)`` in [0, 1] to unit-L2 descriptors ``(B, D)``.
+Attributes load on first use (PEP 562), so ``descnet.models.pretrained`` (names, provenance, the default
+model) can be read without importing torch, e.g. by the command line's ``--help``.
 """
-from .attention import CompressedSelfAttention, NonLocalAttention
-from .l2net import L2Net, check_patches, standardize_patches
-from .registry import create_model, list_models, model_entry, register_model
-from .spec import resolve_model, spec_label
-from .weights import WeightsError, load_weights
+from __future__ import annotations
 
-__all__ = [
-    "CompressedSelfAttention", "NonLocalAttention", "L2Net", "check_patches", "standardize_patches",
-    "create_model", "list_models", "model_entry", "register_model", "resolve_model", "spec_label",
-    "WeightsError", "load_weights",
-]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "CompressedSelfAttention": ".attention", "NonLocalAttention": ".attention",
+    "L2Net": ".l2net", "check_patches": ".l2net", "standardize_patches": ".l2net",
+    "create_model": ".registry", "list_models": ".registry", "model_entry": ".registry",
+    "register_model": ".registry",
+    "resolve_model": ".spec", "load_pretrained": ".spec", "spec_label": ".spec",
+    "WeightsError": ".weights", "load_weights": ".weights",
+    "DEFAULT_MODEL": ".pretrained", "list_pretrained": ".pretrained", "pretrained_entry": ".pretrained",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'descnet.models' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))

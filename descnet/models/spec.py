@@ -2,11 +2,18 @@
 
 A SPEC is one of:
 
-* a registry name: ``hardnet-csa``, ``rootsift`` (untrained for learned models: initialised from seed 0, the
-  same network in every process, so evaluating an untrained baseline is reproducible);
-* a name with a weight file: ``tfeat:path/to/tfeat-liberty.params``;
+* a trained model by name (:mod:`descnet.models.pretrained`): ``descnet-hardnet`` (shipped, the default),
+  ``hardnet-liberty``, ``sosnet-liberty``, ``tfeat-liberty``, ... (published, downloaded on first use);
+* a hand-crafted baseline: ``sift``, ``rootsift``, ``pixels``;
+* an architecture with a weight file: ``tfeat:path/to/tfeat-liberty.params``;
+* an *untrained* network, always explicitly: ``hardnet:random`` (initialised from seed 0, the same network
+  in every process, so an untrained baseline is reproducible). A bare architecture name (``hardnet``) is
+  refused: it would silently describe with random weights;
 * a descnet checkpoint file (it records the model name and options);
 * a descnet run directory (``best.pt`` is used, else ``last.pt``).
+
+Every model returned carries ``descnet_spec`` (the SPEC), ``descnet_trained`` (False only for ``:random``)
+and ``descnet_resize`` (its input convention, see :data:`descnet.inference.RESIZE_METHODS`).
 """
 from __future__ import annotations
 
@@ -16,14 +23,43 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .registry import create_model, list_models
-from .weights import WeightsError, checkpoint_model_info, extract_state_dict, load_weights, read_weights_file
+from .pretrained import pretrained_entry
+from .registry import create_model, list_models, model_entry
+from .weights import (WeightsError, checkpoint_model_info, extract_state_dict, load_weights, pretrained_path,
+                      read_weights_file)
 
-__all__ = ["resolve_model", "spec_label", "RUN_CHECKPOINTS", "UNTRAINED_SEED"]
+__all__ = ["resolve_model", "load_pretrained", "spec_label", "RUN_CHECKPOINTS", "UNTRAINED_SEED", "RANDOM"]
 
 RUN_CHECKPOINTS = ("best.pt", "last.pt")
-#: the initialisation seed of an untrained registry model (a bare name as SPEC)
+#: the initialisation seed of an untrained network (``NAME:random``)
 UNTRAINED_SEED = 0
+#: the weight part of a SPEC that asks for an untrained network
+RANDOM = "random"
+
+
+def _tag(model: nn.Module, spec: str, trained: bool, resize: str = "antialias") -> nn.Module:
+    model.descnet_spec = spec
+    model.descnet_trained = trained
+    model.descnet_resize = resize
+    return model.eval()
+
+
+def load_pretrained(name: str, cache_dir: str | os.PathLike | None = None, progress: bool = True) -> nn.Module:
+    """The network of a pretrained entry (:mod:`descnet.models.pretrained`) with its weights, in eval mode."""
+    entry = pretrained_entry(name)
+    if entry is None:
+        raise KeyError(f"no pretrained weights named {name!r}")
+    path = pretrained_path(entry, cache_dir, progress)
+    model = create_model(entry.architecture, **entry.options)
+    state = extract_state_dict(read_weights_file(path), str(path))
+    state = {k: v for k, v in state.items() if not k.startswith(entry.drop_keys)} if entry.drop_keys else state
+    own = model.state_dict()
+    if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        raise WeightsError(f"{path}: does not fit {entry.architecture!r} (missing: {', '.join(missing[:5]) or 'none'}; "
+                           f"unexpected: {', '.join(unexpected[:5]) or 'none'}; or tensor shapes differ)")
+    model.load_state_dict(state)
+    return _tag(model, name, True, entry.resize)
 
 
 def _checkpoint_in_run_dir(path: Path) -> Path:
@@ -37,15 +73,23 @@ def resolve_model(spec: str | os.PathLike) -> nn.Module:
     """Turn a model SPEC into a model in eval mode on the CPU (see the module docstring)."""
     text = str(spec)
     names = list_models()
+    if pretrained_entry(text) is not None:
+        return load_pretrained(text)
     if text in names:
-        with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
-            torch.manual_seed(UNTRAINED_SEED)
-            return create_model(text).eval()
+        if not model_entry(text).trainable:  # hand-crafted: nothing to train
+            return _tag(create_model(text), text, True)
+        raise ValueError(f"model SPEC {text!r} is an architecture without weights. Use a trained model "
+                         f"(descnet-hardnet, the default; `descnet models` lists them), {text}:WEIGHTS_FILE, "
+                         f"a run directory, or {text}:{RANDOM} for the untrained network (seed {UNTRAINED_SEED})")
     name, sep, weights = text.partition(":")
     if sep and name in names:
         if not weights:
-            raise ValueError(f"model SPEC {text!r}: give a weight file after the colon")
-        return load_weights(create_model(name), weights).eval()
+            raise ValueError(f"model SPEC {text!r}: give a weight file after the colon (or {name}:{RANDOM})")
+        if weights == RANDOM and not Path(weights).exists():
+            with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+                torch.manual_seed(UNTRAINED_SEED)
+                return _tag(create_model(name), text, False)
+        return _tag(load_weights(create_model(name), weights), text, True)
     path = Path(text)
     if path.is_dir():
         path = _checkpoint_in_run_dir(path)
@@ -57,9 +101,9 @@ def resolve_model(spec: str | os.PathLike) -> nn.Module:
                                f"use NAME:{path} with one of: {', '.join(names)}")
         model = create_model(info[0], **info[1])
         model.load_state_dict(extract_state_dict(obj, str(path)))
-        return model.eval()
-    raise ValueError(f"model SPEC {text!r} is neither a model name ({', '.join(names)}), NAME:WEIGHTS, "
-                     f"a checkpoint file nor a run directory")
+        return _tag(model, text, True)
+    raise ValueError(f"model SPEC {text!r} is neither a trained model name, a baseline, NAME:WEIGHTS, "
+                     f"NAME:{RANDOM}, a checkpoint file nor a run directory (`descnet models` lists the names)")
 
 
 def spec_label(spec: str | os.PathLike) -> str:

@@ -17,7 +17,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-__all__ = ["WeightsError", "read_weights_file", "extract_state_dict", "load_weights", "checkpoint_model_info"]
+__all__ = ["WeightsError", "read_weights_file", "extract_state_dict", "load_weights", "checkpoint_model_info",
+           "weights_cache_dir", "pretrained_path"]
 
 
 class WeightsError(ValueError):
@@ -81,3 +82,55 @@ def checkpoint_model_info(obj: Any) -> tuple[str, dict[str, Any]] | None:
         if isinstance(info.get("name"), str):
             return info["name"], dict(info.get("options") or {})
     return None
+
+
+# ------------------------------------------------------------------------------ pretrained weight files
+
+def weights_cache_dir() -> Path:
+    """Where published weights are downloaded: ``$DESCNET_CACHE/weights`` (default ``~/.cache/descnet/weights``)."""
+    from descnet.io import user_cache_dir
+
+    return user_cache_dir() / "weights"
+
+
+def pretrained_path(entry, cache_dir: str | os.PathLike | None = None, progress: bool = True) -> Path:
+    """The local file of a :class:`~descnet.models.pretrained.PretrainedWeights`, downloaded on first use.
+
+    Shipped weights come from the package. Published ones are looked up in ``cache_dir`` (default
+    :func:`weights_cache_dir`), else fetched from ``$DESCNET_MIRROR`` mirrors (``<mirror>/<file>``) and the
+    entry's URLs in order: resumed from a ``.part`` file, checked against the known size and sha256, moved
+    into place atomically. Raises :class:`WeightsError` naming the URL and the path for a hand download.
+    """
+    from descnet.data.download import (ChecksumError, DownloadError, Expected, IncompleteDownload, fetch_url,
+                                       file_digest)
+    from descnet.models.pretrained import SHIPPED_DIR
+
+    if entry.shipped:
+        path = SHIPPED_DIR / entry.file
+        if not path.is_file():
+            raise WeightsError(f"{path}: descnet's weights {entry.name!r} are missing from this installation "
+                               f"(reinstall descnet, or make them with tools/train_descnet_weights.sh)")
+        return path
+    path = Path(cache_dir) if cache_dir is not None else weights_cache_dir()
+    path = path / entry.file
+    expected = Expected(size=entry.size, sha256=entry.sha256)
+    if path.is_file():
+        if entry.sha256 is None or file_digest(path) == entry.sha256:
+            return path
+        raise WeightsError(f"{path}: does not have the sha256 of the published {entry.name} weights "
+                           f"({entry.sha256}); remove it and run the command again to download it")
+    mirrors = os.environ.get("DESCNET_MIRROR", "").split()
+    urls = [m.rstrip("/") + "/" + entry.file for m in mirrors] + list(entry.urls)
+    if not urls:
+        raise WeightsError(f"{entry.name}: no URL is known; put the file at {path}")
+    failures = []
+    for url in urls:
+        try:
+            return fetch_url(url, path, expected=expected, progress=progress)
+        except (IncompleteDownload, ChecksumError) as err:
+            raise WeightsError(f"weights {entry.name}: {err}") from err
+        except DownloadError as err:
+            failures.append(f"{url}: {err}")
+    raise WeightsError(f"cannot download the weights {entry.name!r} ({'; '.join(failures)}). Without internet, "
+                       f"download {entry.urls[0] if entry.urls else urls[0]} by hand and save it as {path}")
+

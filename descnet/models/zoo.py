@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from kornia import feature as KF
+from torch import nn
 
 from .l2net import L2Net, check_patches
 from .registry import register_model
@@ -76,6 +77,45 @@ class HyNet(KF.HyNet):
         return super().forward(x)
 
 
+class HardNet8(KF.HardNet8):
+    """kornia's HardNet8 architecture (with its PCA to 128-D): ``(B, 1, 32, 32) -> (B, 128)``."""
+
+    descriptor_dim = 128
+
+    def __init__(self) -> None:
+        super().__init__(pretrained=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_patches(x, self.patch_size, "HardNet8")
+        return super().forward(x)
+
+
+class HardTFeat(nn.Module):
+    """TFeat trained with the HardNet loss, as published with AffNet (Mishkin et al. 2018):
+    ``(B, 1, 32, 32) -> (B, 128)``.
+
+    Per-patch standardisation (mean, std with Bessel's correction + 1e-7), conv 7x7 -> tanh -> max-pool 2 ->
+    conv 6x6 -> tanh, then a *convolutional* 8x8 head to 128 -> tanh -> L2. Keys ``features.0``,
+    ``features.3``, ``classifier.1`` as in ``HardTFeat.pth`` (its ``SIFT.*`` tensors belong to a helper
+    the descriptor does not use).
+    """
+
+    patch_size = 32
+    descriptor_dim = 128
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 32, kernel_size=7), nn.Tanh(), nn.MaxPool2d(2, 2),
+                                      nn.Conv2d(32, 64, kernel_size=6), nn.Tanh())
+        self.classifier = nn.Sequential(nn.Dropout(0.1), nn.Conv2d(64, 128, kernel_size=8), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_patches(x, self.patch_size, "HardTFeat")
+        flat = x.flatten(1)
+        x = (x - flat.mean(1).view(-1, 1, 1, 1)) / (flat.std(1).view(-1, 1, 1, 1) + 1e-7)
+        return F.normalize(self.classifier(self.features(x)).flatten(1), dim=1, eps=1e-10)
+
+
 class KorniaHardNet(KF.HardNet):
     """kornia's own HardNet class (for parity checks): ``(B, 1, 32, 32) -> (B, 128)``."""
 
@@ -88,4 +128,6 @@ class KorniaHardNet(KF.HardNet):
 register_model("tfeat", "TFeat (Balntas et al. 2016), kornia architecture; tfeat:PATH loads weights")(TFeat)
 register_model("sosnet", "SOSNet (Tian et al. 2019), kornia architecture; sosnet:PATH loads weights")(SOSNet)
 register_model("hynet", "HyNet (Tian et al. 2020), kornia architecture; hynet:PATH loads weights")(HyNet)
+register_model("hardnet8", "HardNet8 (Pultar 2020), kornia architecture; weights: the hardnet8 name")(HardNet8)
+register_model("hardtfeat", "TFeat architecture with a conv head, trained with the HardNet loss (AffNet's)")(HardTFeat)
 register_model("kornia-hardnet", "kornia.feature.HardNet itself (same keys as hardnet)")(KorniaHardNet)

@@ -28,7 +28,8 @@ import torch
 
 from descnet.io import atomic_path
 
-__all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "find_checkpoint", "LAST", "BEST"]
+__all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "find_checkpoint", "LAST", "BEST",
+           "export_weights"]
 
 FORMAT_VERSION = 1
 LAST, BEST = "last.pt", "best.pt"
@@ -83,3 +84,24 @@ def is_better(value: float, best: Mapping[str, Any] | None, higher_is_better: bo
     if best is None or best.get("value") is None:
         return True
     return value > best["value"] if higher_is_better else value < best["value"]
+
+
+def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, half: bool = True,
+                   info: Mapping[str, Any] | None = None) -> Path:
+    """The weights of a training checkpoint (or run directory: its ``last.pt``) as a small file to ship.
+
+    Writes ``{'descnet': 1, 'model': {...}, 'state_dict': {...}, 'info': {...}}`` atomically: floating
+    tensors in float16 when ``half`` (a few MB; the resolver loads them into a float32 model), no optimiser
+    state. ``info`` (JSON-ready: step, config, provenance) goes along. Refuses non-finite weights.
+    """
+    obj = load_checkpoint(checkpoint)
+    state = {}
+    for key, tensor in obj["state_dict"].items():
+        if tensor.is_floating_point():
+            if not bool(torch.isfinite(tensor).all()):
+                raise ValueError(f"{find_checkpoint(checkpoint)}: tensor {key} has non-finite values; not exported")
+            tensor = tensor.half() if half else tensor
+        state[key] = tensor.clone()
+    payload = {"descnet": FORMAT_VERSION, "model": dict(obj["model"]), "state_dict": state,
+               "info": {"step": obj["step"], "epoch": obj["epoch"], "config": obj["config"], **dict(info or {})}}
+    return save_checkpoint(out, payload)

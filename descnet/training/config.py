@@ -74,7 +74,8 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "runtime": {
         "device": "auto",         # auto | cpu | cuda | cuda:N
-        "amp": "none",            # none | bf16 | fp16 (CUDA only)
+        "amp": "auto",            # auto (bf16 where the CPU/GPU computes it natively, else float32 on the
+                                  # CPU, fp16 on old GPUs) | none | bf16 | fp16 (CUDA only); descnet.precision
         "channels_last": False,
         "compile": False,         # torch.compile the model
         "threads": 0,             # torch CPU threads (0: torch's default)
@@ -95,7 +96,7 @@ _CHOICES = {
     "data.source": ("phototour", "hpatches", "patchset", "sequences", "synthetic"),
     "optimizer.name": ("sgd", "adam", "adamw"),
     "schedule.name": ("linear", "cosine", "constant"),
-    "runtime.amp": ("none", "bf16", "fp16"),
+    "runtime.amp": ("auto", "none", "bf16", "fp16"),
     "runtime.backend": ("auto", "nccl", "gloo"),
     "validation.metric": ("fpr95", "matching_map"),
 }

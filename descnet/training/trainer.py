@@ -38,6 +38,7 @@ from torch import nn
 from descnet.io import atomic_path, write_json
 from descnet.losses import hardest_in_batch_triplet
 from descnet.models import create_model, model_entry
+from descnet.precision import resolve_amp
 from descnet.sampling import BatchAssembler, PairSampler
 
 from .checkpoint import BEST, FORMAT_VERSION, LAST, find_checkpoint, is_better, load_checkpoint, save_checkpoint
@@ -174,9 +175,8 @@ class Trainer:
             torch.set_num_threads(rt["threads"])
         self.device = select_device(rt["device"], self.dist)
         init_distributed(self.dist, self.device, rt["backend"])
-        self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[rt["amp"]]
-        if self.amp_dtype is torch.float16 and self.device.type != "cuda":
-            raise ValueError("runtime.amp=fp16 needs CUDA; on the CPU use bf16 or none")
+        self.precision = resolve_amp(rt["amp"], self.device)
+        self.amp_dtype = self.precision.dtype
         self.progress = bool(rt["progress"]) and self.dist.is_main
 
         # the model: same initial weights on every rank (seeded), then optional initial weights
@@ -296,6 +296,7 @@ class Trainer:
                 sessions = []
         sessions.append({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed_at_step": self.step,
                          "argv": sys.argv, "world_size": self.dist.world_size,
+                         "precision": self.precision.as_dict(),
                          "environment": environment_info(str(self.device))})
         write_json(env_path, {"sessions": sessions})
         metrics = self.run_dir / METRICS_FILE
@@ -428,6 +429,8 @@ class Trainer:
         self._log(f"{self.sampler.num_patches:,} patches of {self.sampler.num_points:,} points; "
                   f"{steps_per_epoch:,} steps of {global_batch} pairs per epoch; device {self.device}"
                   + (f", {self.dist.world_size} processes" if self.dist.distributed else ""))
+        self._log(f"precision: {'float32' if self.precision.amp == 'none' else self.precision.amp} "
+                  f"({self.precision.reason})")
         self.model.train()
         if self.step == 0 and self.dist.is_main:
             self.save(LAST)  # the initial state: a run killed in its first steps can resume too

@@ -1,0 +1,179 @@
+"""Trained models by name: the zoo's provenance, downloads into the cache (local HTTP server on 127.0.0.1:
+resume, checksum failure, offline), the recorded input convention, HardTFeat, and no silent untrained network."""
+from __future__ import annotations
+
+import hashlib
+import io
+import socket
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from descnet.inference import as_patch_tensor, describe_patches
+from descnet.models import create_model, resolve_model
+from descnet.models import pretrained as zoo
+from descnet.models.pretrained import DEFAULT_MODEL, PRETRAINED, PretrainedWeights
+from descnet.models.spec import load_pretrained
+from descnet.models.weights import WeightsError, pretrained_path
+
+from tests.conftest import shared_file
+
+
+def test_zoo_lists_the_published_families_with_provenance():
+    names = set(PRETRAINED)
+    assert {"hardnet-liberty", "hardnet-liberty-aug", "hardnet-notredame", "hardnet-yosemite", "hardnet++",
+            "sosnet-liberty", "sosnet-hpatches-a", "hynet-liberty", "hynet-notredame", "hynet-yosemite",
+            "tfeat-liberty", "tfeat-notredame", "tfeat-yosemite", "hardtfeat", "hardnet8"} <= names
+    for entry in PRETRAINED.values():
+        assert entry.paper and entry.training_data and entry.licence, entry.name
+        if entry.shipped:
+            assert not entry.urls and entry.resize == "antialias"
+        else:
+            assert entry.urls and all(u.startswith("https://") for u in entry.urls), entry.name
+            assert entry.resize == "bilinear"  # HardNet-style cv2.resize convention of the published weights
+    assert PRETRAINED[DEFAULT_MODEL].shipped
+
+
+def _tfeat_file() -> bytes:
+    torch.manual_seed(3)
+    buffer = io.BytesIO()
+    torch.save(create_model("tfeat").state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def _entry(server, data: bytes, sha256: str | None = "auto", name: str = "tfeat-test") -> PretrainedWeights:
+    server.files[f"/w/{name}.params"] = data
+    digest = hashlib.sha256(data).hexdigest() if sha256 == "auto" else sha256
+    return PretrainedWeights(name, "tfeat", f"{name}.params", "test weights", "paper", "data", "MIT",
+                             (server.base + f"/w/{name}.params",), digest, len(data))
+
+
+def test_download_once_into_the_cache_then_reuse(server, tmp_path):
+    data = _tfeat_file()
+    entry = _entry(server, data)
+    path = pretrained_path(entry, tmp_path, progress=False)
+    assert path == tmp_path / "tfeat-test.params" and path.read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tfeat-test.params"]  # no .part leftovers
+    requests = len(server.requests)
+    assert pretrained_path(entry, tmp_path, progress=False) == path
+    assert len(server.requests) == requests  # cached: no second request
+
+
+def test_download_resumes_after_a_truncated_transfer(server, tmp_path):
+    data = _tfeat_file()
+    entry = _entry(server, data)
+    server.truncate_at = 1000
+    with pytest.raises(WeightsError, match="run the same command again to resume"):
+        pretrained_path(entry, tmp_path, progress=False)
+    assert not (tmp_path / "tfeat-test.params").exists()
+    server.truncate_at = None
+    assert pretrained_path(entry, tmp_path, progress=False).read_bytes() == data
+    assert server.requests[-1][1] == "bytes=1000-"  # resumed with an HTTP range
+
+
+def test_checksum_failure_leaves_nothing(server, tmp_path):
+    entry = _entry(server, _tfeat_file(), sha256="0" * 64)
+    with pytest.raises(WeightsError, match="corrupt or not the expected one"):
+        pretrained_path(entry, tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cached_file_with_the_wrong_checksum_is_refused(server, tmp_path):
+    entry = _entry(server, _tfeat_file())
+    (tmp_path / entry.file).write_bytes(b"not the weights")
+    with pytest.raises(WeightsError, match="does not have the sha256"):
+        pretrained_path(entry, tmp_path, progress=False)
+
+
+def test_offline_message_names_the_url_and_the_path(tmp_path):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there
+    url = f"http://127.0.0.1:{port}/w/x.params"
+    entry = PretrainedWeights("x", "tfeat", "x.params", "s", "p", "d", "MIT", (url,))
+    with pytest.raises(WeightsError) as err:
+        pretrained_path(entry, tmp_path, progress=False)
+    assert url in str(err.value) and str(tmp_path / "x.params") in str(err.value)
+
+
+def test_mirror_is_tried_first(server, tmp_path, monkeypatch):
+    data = _tfeat_file()
+    entry = _entry(server, data)
+    server.files["/mirror/tfeat-test.params"] = data
+    monkeypatch.setenv("DESCNET_MIRROR", server.base + "/mirror")
+    pretrained_path(entry, tmp_path, progress=False)
+    assert server.requests[0][0] == "/mirror/tfeat-test.params"
+
+
+def test_a_name_resolves_to_the_weights_and_records_the_input_convention(server, tmp_path, monkeypatch):
+    data = _tfeat_file()
+    entry = _entry(server, data)
+    monkeypatch.setitem(zoo.PRETRAINED, entry.name, entry)
+    monkeypatch.setenv("DESCNET_CACHE", str(tmp_path))
+    model = resolve_model(entry.name)
+    assert (tmp_path / "weights" / entry.file).is_file()
+    assert model.descnet_trained and model.descnet_resize == "bilinear" and model.descnet_spec == entry.name
+    reference = create_model("tfeat").eval()
+    reference.load_state_dict(torch.load(io.BytesIO(data), weights_only=True))
+    x = torch.rand(5, 1, 32, 32)
+    assert torch.allclose(model(x), reference(x), atol=1e-6)
+    # 65x65 patches go through the model's own resize convention (plain bilinear, as cv2.resize)
+    patches = (np.random.default_rng(0).random((7, 65, 65)) * 255).astype(np.uint8)
+    got = describe_patches(model, patches, backend="eager")
+    expected = reference(as_patch_tensor(patches, 32, "bilinear"))
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert not torch.allclose(got, reference(as_patch_tensor(patches, 32, "antialias")), atol=1e-3)
+
+
+def test_bilinear_resize_is_cv2_resize():
+    rng = np.random.default_rng(1)
+    patch = rng.random((65, 65)).astype(np.float32)
+    ours = as_patch_tensor(torch.from_numpy(patch)[None], 32, "bilinear")[0, 0].numpy()
+    theirs = cv2.resize(patch, (32, 32), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(ours - theirs).max() < 1e-5
+    with pytest.raises(ValueError, match="resize must be one of"):
+        as_patch_tensor(torch.from_numpy(patch)[None], 32, "nearest")
+
+
+def test_bare_architecture_is_refused_and_random_is_explicit():
+    with pytest.raises(ValueError, match="hardnet:random"):
+        resolve_model("hardnet")
+    a, b = resolve_model("hardnet:random"), resolve_model("hardnet:random")
+    assert a.descnet_trained is False and a.descnet_spec == "hardnet:random"
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())  # seed 0
+    assert resolve_model("rootsift").descnet_trained  # hand-crafted baselines need no weights
+
+
+def test_hardtfeat_loads_the_published_file_and_matches_its_definition(shared_data, tmp_path, monkeypatch):
+    path = shared_file(shared_data, "weights/hardtfeat/HardTFeat.pth")
+    monkeypatch.setenv("DESCNET_CACHE", str(tmp_path))
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "HardTFeat.pth").write_bytes(path.read_bytes())  # as if fetched by hand
+    model = resolve_model("hardtfeat")
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    x = torch.rand(6, 1, 32, 32, dtype=torch.float64)
+    # AffNet's HardTFeatNet.forward, written out in float64
+    flat = x.view(6, -1)
+    y = (x - flat.mean(1).view(-1, 1, 1, 1)) / (flat.std(1).view(-1, 1, 1, 1) + 1e-7)
+    y = torch.tanh(F.conv2d(y, state["features.0.weight"].double(), state["features.0.bias"].double()))
+    y = F.max_pool2d(y, 2, 2)
+    y = torch.tanh(F.conv2d(y, state["features.3.weight"].double(), state["features.3.bias"].double()))
+    y = torch.tanh(F.conv2d(y, state["classifier.1.weight"].double(), state["classifier.1.bias"].double()))
+    y = y.view(6, -1)
+    expected = y / torch.sqrt((y * y).sum(1, keepdim=True) + 1e-8)
+    assert torch.allclose(model(x.float()).double(), expected, atol=1e-5)
+
+
+def test_published_tfeat_checksum_is_the_shared_file(shared_data):
+    path = shared_file(shared_data, "weights/tfeat/tfeat-liberty.params")
+    entry = PRETRAINED["tfeat-liberty"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == entry.sha256 and path.stat().st_size == entry.size
+
+
+def test_load_pretrained_refuses_unknown_names():
+    with pytest.raises(KeyError, match="no pretrained weights named"):
+        load_pretrained("nope")
