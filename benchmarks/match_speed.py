@@ -11,7 +11,7 @@ The pair is synthetic (a multi-scale blob texture and its warp by a known homogr
 runs anywhere; the corner error of each route's homography is printed as a sanity check. Times are the
 median of ``--repeats`` runs after one warm-up run. Target: under 2.5 s in total for hardnet-csa on 2 cores.
 
-    .venv/bin/python benchmarks/match_speed.py [--model hardnet-csa] [--repeats 3] [--device cpu]
+    .venv/bin/python benchmarks/match_speed.py [--model descnet-hardnet-csa] [--repeats 3] [--device cpu]
 """
 from __future__ import annotations
 
@@ -112,7 +112,8 @@ def timed(route, repeats, *args):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="hardnet-csa", help="model SPEC (default: hardnet-csa)")
+    parser.add_argument("--model", default="descnet-hardnet-csa",
+                        help="model SPEC (default: descnet-hardnet-csa, the shipped CSA weights)")
     parser.add_argument("--keypoints", type=int, default=2000, help="keypoints per image (default: 2000)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after a warm-up (default: 3)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")

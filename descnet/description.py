@@ -250,8 +250,11 @@ def opencv_sift_descriptors(image: np.ndarray, keypoints: np.ndarray, root: bool
 
 
 def _model_label(model: Any) -> str:
+    """The table/file name of a model: from the SPEC it was resolved from (``hardnet:random`` ->
+    ``hardnet-random``, so an untrained network says so), else its registry name."""
     if isinstance(model, nn.Module):
-        return str(getattr(model, "descnet_name", type(model).__name__))
+        spec = getattr(model, "descnet_spec", None)
+        return spec_label(spec) if spec is not None else str(getattr(model, "descnet_name", type(model).__name__))
     return spec_label(model)
 
 

@@ -177,3 +177,43 @@ def test_published_tfeat_checksum_is_the_shared_file(shared_data):
 def test_load_pretrained_refuses_unknown_names():
     with pytest.raises(KeyError, match="no pretrained weights named"):
         load_pretrained("nope")
+
+
+# ------------------------------------------------------------------------------------ shipped weights
+
+def _probe_patches():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "ship_weights.py"
+    spec = importlib.util.spec_from_file_location("ship_weights", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.probe_patches()
+
+
+@pytest.mark.parametrize("name", ["descnet-hardnet", "descnet-hardnet-csa"])
+def test_shipped_weights_load_and_give_the_cards_probe(name):
+    model = resolve_model(name)
+    assert model.descnet_trained and model.descnet_resize == "antialias"
+    stored = torch.load(zoo.SHIPPED_DIR / f"{name}.pt", map_location="cpu", weights_only=True)
+    assert all(t.dtype in (torch.float16, torch.int64) for t in stored["state_dict"].values())  # small file
+    with torch.inference_mode():
+        got = model(_probe_patches())
+    expected = torch.tensor(stored["info"]["probe"]["values"])
+    assert torch.allclose(got[:, :expected.shape[1]], expected, atol=1e-5)
+    assert torch.allclose(got[0, :4], torch.tensor(SHIPPED_PROBES[name]), atol=2e-4)  # the card's numbers
+    card = (zoo.SHIPPED_DIR / f"{name}.md").read_text()
+    assert f"Model card: `{name}`" in card and "Held-out figures" in card
+
+
+#: the first 4 dimensions of the shipped models on the first probe patch (also printed in their model cards)
+SHIPPED_PROBES = {"descnet-hardnet": [0.0, 0.0, 0.0, 0.0], "descnet-hardnet-csa": [0.0, 0.0, 0.0, 0.0]}
+
+
+def test_the_default_model_is_used_when_none_is_given(shared_data):
+    import descnet
+
+    image = shared_file(shared_data, "oxford-affine/graf/img1.png")
+    features = descnet.describe(image, max_keypoints=50)
+    assert features.info["model"] == DEFAULT_MODEL and features.descriptors.shape == (50, 128)

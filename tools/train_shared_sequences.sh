@@ -10,7 +10,7 @@
 #
 #   SHARED_DATA  default $DESCNET_SHARED_DATA or ../shared/data (needs oxford-affine/, hpatches/sequences/, ef/)
 #   OUT          run directory, default runs/shared-sequences; held-out patch sets in OUT/heldout/,
-#                FPR95 in OUT/eval-fpr95/, matching results in OUT/eval-sequences/
+#                FPR95 in OUT/eval-fpr95/, matching results in OUT/eval-sequences/ (tools/eval_heldout.sh)
 #
 # Quick check of the set-up (a few hundred steps): -- --set epochs=1 --set pairs_per_epoch=51200
 # Precision: runtime.amp=auto (bf16 where the CPU computes it natively, else float32); the log says which
@@ -33,15 +33,6 @@ else
   "$DESCNET" train "$REPO/configs/shared-sequences.yaml" --out "$RUN" \
     --set "data.root=[$DATA/oxford-affine, $DATA/hpatches/sequences, $DATA/ef]" "$@"
 fi
-# held-out FPR95: each held-out sequence cut like the training data (the data.patchify options of
-# configs/shared-sequences.yaml), in the Brown layout with 100k pairs
-for seq in oxford-affine/graf oxford-affine/boat ef/notredame; do
-  name=$(basename "$seq")
-  [[ -d "$RUN/heldout/$name/$name" ]] || "$DESCNET" data patches --sequences "$DATA/$seq" --out "$RUN/heldout/$name" \
-    --brown "$name" --detectors dog,hessian,harris --max-points 6000 --magnification 12 --max-overlap 0.8 \
-    --brown-types ref,e,h --overwrite --quiet
-  "$DESCNET" eval brown --root "$RUN/heldout/$name" --subset "$name" --model "$RUN" --model hardnet \
-    --model rootsift --model sift --out "$RUN/eval-fpr95" --quiet
-done
-"$DESCNET" eval sequences --root "$DATA/oxford-affine" --root "$DATA/ef" \
-  --sequence graf --sequence boat --sequence notredame --model "$RUN" --model hardnet --out "$RUN/eval-sequences"
+# held-out FPR95 (Brown-layout 100k-pair sets cut like the training data) and real matching, against the
+# untrained network, RootSIFT and SIFT
+"$HERE/eval_heldout.sh" "$DATA" "$RUN" "$RUN"
