@@ -15,8 +15,9 @@ COMMANDS: list[tuple] = [
     ("demo", "descnet.cli.demo", "the whole workflow on synthetic data, in minutes on a CPU (no downloads)"),
     ("models", "descnet.cli.models", "list the registered models"),
     ("train", "descnet.cli.train", "train a descriptor from a YAML config (checkpoints, resume, DDP)"),
-    ("describe", "descnet.cli.describe", "describe image keypoints with a model into an HDF5 features file"),
-    ("match", "descnet.cli.match", "match two images: descriptors, robust geometric check, picture, summary"),
+    ("describe", "descnet.cli.describe", "describe the keypoints of images or a folder into an HDF5 features file"),
+    ("pairs", "descnet.cli.pairs", "make a pair list (exhaustive or sequential) of a features file or image folder"),
+    ("match", "descnet.cli.match", "match two images (picture, summary) or a pair list of a features file"),
     ("export", "descnet.cli.export", "export a model to TorchScript or ONNX (dynamic batch, checked)"),
     ("data", [
         ("download", "descnet.cli.data_download", "download and unpack Brown, HPatches, HPatches sequences/tasks"),
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("descnet: interrupted", file=sys.stderr)
         return 130
-    except (CommandError, ValueError, KeyError, OSError, TypeError) as err:
+    except (CommandError, ValueError, KeyError, OSError, TypeError, ModuleNotFoundError) as err:
         if args.traceback or os.environ.get("DESCNET_TRACEBACK"):
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
