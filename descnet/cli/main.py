@@ -18,6 +18,7 @@ COMMANDS: list[tuple] = [
     ("describe", "descnet.cli.describe", "describe the keypoints of images or a folder into an HDF5 features file"),
     ("pairs", "descnet.cli.pairs", "make a pair list (exhaustive or sequential) of a features file or image folder"),
     ("match", "descnet.cli.match", "match two images (picture, summary) or a pair list of a features file"),
+    ("reconstruct", "descnet.cli.reconstruct", "structure from motion with COLMAP (pycolmap) from features + matches"),
     ("export", "descnet.cli.export", "export a model to TorchScript or ONNX (dynamic batch, checked)"),
     ("data", [
         ("download", "descnet.cli.data_download", "download and unpack Brown, HPatches, HPatches sequences/tasks"),
@@ -28,7 +29,8 @@ COMMANDS: list[tuple] = [
         ("brown", "descnet.cli.eval_brown", "Brown (UBC Phototour) FPR95 on the test pairs, ROC curves"),
         ("hpatches", "descnet.cli.eval_hpatches", "HPatches verification, matching, retrieval mAP; tables, figure"),
         ("sequences", "descnet.cli.eval_sequences", "image matching on sequences: MMA, homography accuracy"),
-    ], "benchmarks: Brown FPR95, HPatches tasks, image-sequence matching"),
+        ("sfm", "descnet.cli.eval_sfm", "compare descriptors by COLMAP reconstructions of one image folder"),
+    ], "benchmarks: Brown FPR95, HPatches tasks, image-sequence matching, structure from motion"),
 ]
 
 
