@@ -38,7 +38,7 @@ fi
 for seq in oxford-affine/graf oxford-affine/boat ef/notredame; do
   name=$(basename "$seq")
   [[ -d "$RUN/heldout/$name/$name" ]] || "$DESCNET" data patches --sequences "$DATA/$seq" --out "$RUN/heldout/$name" \
-    --brown "$name" --detectors dog,hessian,harris --max-points 6000 --magnification 12 --max-overlap 0.8 \
+    --brown "$name" --detectors dog,hessian,harris --max-points 6000 --mr-size 6 --max-overlap 0.8 \
     --brown-types ref,e,h --overwrite --quiet
   "$DESCNET" eval brown --root "$RUN/heldout/$name" --subset "$name" --model "$RUN" --model hardnet \
     --model rootsift --model sift --out "$RUN/eval-fpr95" --quiet
