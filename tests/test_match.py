@@ -190,6 +190,29 @@ def test_draw_matches_puts_lines_between_the_points():
     assert red[20, 45, 0] > 150 and red[20, 45, 1] < 100
 
 
+def test_match_picture_stays_readable_with_2000_matches():
+    rng = np.random.default_rng(0)
+    grey = np.full((480, 640), 128, np.uint8)
+    p1 = rng.uniform(0, [640, 480], (2000, 2))
+    p2 = np.clip(p1 + rng.normal(0, 20, (2000, 2)), 0, [639, 479])
+    inliers = np.arange(2000) % 4 != 0
+
+    def covered(pic):  # share of the two images hidden under strong line pixels
+        return float((np.abs(pic[:480].astype(int) - 128).max(axis=2) > 60).mean())
+
+    default = draw_matches(grey, grey, p1, p2, inliers, caption="model (trained)")
+    everything = draw_matches(grey, grey, p1, p2, inliers, caption="model (trained)", max_lines=None)
+    assert covered(default) < 0.35 < 0.6 < covered(everything)
+    assert default.shape == (480 + 12 + 22 * 2, 1280, 3)  # caption + "showing 300 of 1500 inliers (random subset)"
+    assert everything.shape == (480 + 12 + 22, 1280, 3)
+    again = draw_matches(grey, grey, p1, p2, inliers, caption="model (trained)")
+    assert np.array_equal(default, again)  # the subset is seeded
+    red = draw_matches(grey, grey, p1, p2, inliers, draw_outliers=True, max_lines=None)
+    reddish = (red[:480, :, 0].astype(int) - red[:480, :, 1]) > 60
+    greenish = (red[:480, :, 1].astype(int) - red[:480, :, 0]) > 60
+    assert reddish.mean() > 0.02 and greenish.mean() > reddish.mean()  # outliers drawn, under the inliers
+
+
 # ---------------------------------------------------------------- CLI
 
 def test_cli_match_writes_four_files(tmp_path, capsys):
