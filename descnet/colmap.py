@@ -9,7 +9,13 @@ The steps are hloc's (``hloc/reconstruction.py``, ``hloc/triangulation.py``) on 
    ``pycolmap.import_images`` (cameras from EXIF, one per image by default: ``camera_mode``);
 2. keypoints written with ``Database.write_keypoints`` -- shifted by +0.5 px: descnet and hloc put the
    centre of the top-left pixel at (0, 0), COLMAP puts the *corner* of the top-left pixel there;
-3. every pair's matches (all of them, not descnet's inliers) written with ``Database.write_matches``;
+3. every pair's matches (all of them, not descnet's inliers) written with ``Database.write_matches``, after
+   one step hloc does not need with COLMAP's own keypoints: OpenCV's SIFT returns a keypoint once per dominant
+   orientation at the *same* position, and COLMAP's mapper fails on such twins when they are matched to
+   different places (on the Sacre Coeur photos: 2 of 10 images registered instead of 10). A position is one
+   2D point for geometry, so matches are moved to the first keypoint at each position and kept one-to-one
+   (the closest descriptors first; :func:`merge_repeated_positions`); all keypoints are still written, so
+   COLMAP's 2D point ``i`` is keypoint ``i`` of the features file;
 4. COLMAP's geometric verification (``pycolmap.verify_matches``; hloc's RANSAC settings: 20,000 trials,
    minimum inlier ratio 0.1) and incremental mapping (``pycolmap.incremental_mapping``); the model with the
    most registered images is kept.
@@ -36,7 +42,8 @@ from .io import atomic_dir, atomic_path, write_json
 from .pairs import check_pairs, write_pairs
 
 __all__ = ["SfmOptions", "SfmSummary", "CAMERA_MODES", "COLMAP_ORIGIN_SHIFT", "import_pycolmap", "create_database",
-           "reconstruct", "reconstruct_colmap_sift", "summarize_reconstruction", "format_table"]
+           "first_at_position", "merge_repeated_positions", "reconstruct", "reconstruct_colmap_sift", "summarize_reconstruction",
+           "format_table"]
 
 #: added to descnet/hloc keypoint coordinates to get COLMAP's (pixel corner at the origin)
 COLMAP_ORIGIN_SHIFT = 0.5
@@ -93,7 +100,8 @@ class SfmSummary:
 
     ``images``: images given to COLMAP; ``registered``: images with a pose in the kept model; ``points3D``,
     ``observations`` (2D points of registered images that see a 3D point), ``mean_track_length``
-    (observations per 3D point), ``mean_reprojection_error`` (px); ``pairs`` and ``matches`` imported,
+    (observations per 3D point), ``mean_reprojection_error`` (px); ``pairs`` and ``matches`` imported
+    (``merged_matches``: removed as repeats of a position, :func:`merge_repeated_positions`),
     ``verified_pairs`` (pairs COLMAP's geometric verification kept with at least ``min_num_matches`` inliers, the
     pairs the mapper uses) and their ``inlier_matches``; ``models``: how many
     models the mapper made (the largest is kept); ``seconds`` per stage.
@@ -110,6 +118,7 @@ class SfmSummary:
     verified_pairs: int
     inlier_matches: int
     models: int
+    merged_matches: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -139,15 +148,50 @@ def _colmap_log(pycolmap: Any, verbose: bool) -> Iterator[None]:
         pycolmap.logging.minloglevel = before
 
 
+def first_at_position(keypoints: np.ndarray) -> np.ndarray:
+    """``(N, 2+)`` keypoints -> ``(N,)`` index of the first keypoint at exactly the same ``x, y``."""
+    if len(keypoints) == 0:
+        return np.zeros(0, np.int64)
+    _, first, inverse = np.unique(np.asarray(keypoints)[:, :2], axis=0, return_index=True, return_inverse=True)
+    return first[inverse.ravel()].astype(np.int64)
+
+
+def merge_repeated_positions(matches: np.ndarray, first0: np.ndarray, first1: np.ndarray,
+                             distances: np.ndarray | None = None) -> np.ndarray:
+    """Matches between keypoint *positions*: ``(M, 2)`` indices -> ``(K, 2)``, ``K <= M``.
+
+    Each index is replaced by the first keypoint at its position (``first0``/``first1`` from
+    :func:`first_at_position`), and matches are kept one-to-one, closest ``distances`` first (file order when
+    ``None`` or NaN): a repeated pair of positions is one correspondence, and a position matched to two places
+    keeps its best. The result is sorted by image-0 index.
+    """
+    m = np.asarray(matches, np.int64).reshape(-1, 2)
+    if len(m) == 0:
+        return m
+    m = np.stack([first0[m[:, 0]], first1[m[:, 1]]], axis=1)
+    order = np.arange(len(m))
+    if distances is not None and np.isfinite(distances).all():
+        order = np.argsort(np.asarray(distances), kind="stable")
+    keep, used0, used1 = [], set(), set()
+    for k in order:
+        i, j = int(m[k, 0]), int(m[k, 1])
+        if i not in used0 and j not in used1:
+            used0.add(i)
+            used1.add(j)
+            keep.append(k)
+    kept = m[np.sort(np.asarray(keep, np.int64))]
+    return kept[np.argsort(kept[:, 0], kind="stable")]
+
+
 def create_database(database: str | os.PathLike, image_dir: str | os.PathLike, features: str | os.PathLike,
                     matches: str | os.PathLike, pairs: Sequence[tuple[str, str]] | None = None,
                     camera_mode: str = "auto", verbose: bool = False) -> dict[str, Any]:
-    """Write a new COLMAP database: images, keypoints (+0.5 px) and raw matches of ``pairs`` (module docstring).
+    """Write a new COLMAP database: images, keypoints (+0.5 px) and the matches of ``pairs`` (module docstring).
 
     ``pairs``: the pairs to import (default: every pair of the matches file); their images are imported from
     ``image_dir`` (names relative to it). Raises ``ValueError`` naming the image when a file is missing or its
     size differs from the one its features were computed on. Returns ``{"images": [names], "pairs": [pairs],
-    "matches": total}``.
+    "matches": written, "merged": matches removed by merge_repeated_positions}``.
     """
     pycolmap = import_pycolmap()
     database, image_dir, features, matches = Path(database), Path(image_dir), Path(features), Path(matches)
@@ -165,7 +209,8 @@ def create_database(database: str | os.PathLike, image_dir: str | os.PathLike, f
                                 f"that are not under {image_dir}; give the folder they were described from)")
     feats = read_features(features, names)
     pair_matches = read_matches(matches, pairs)
-    total = 0
+    total = merged = 0
+    first = {name: first_at_position(f.keypoints) for name, f in feats.items()}
     with _colmap_log(pycolmap, verbose):
         with pycolmap.Database.open(database):
             pass
@@ -185,10 +230,11 @@ def create_database(database: str | os.PathLike, image_dir: str | os.PathLike, f
                 xy = feats[name].keypoints[:, :2].astype(np.float64) + COLMAP_ORIGIN_SHIFT
                 db.write_keypoints(ids[name].image_id, np.ascontiguousarray(xy, np.float32))
             for (name0, name1), pm in pair_matches.items():
-                db.write_matches(ids[name0].image_id, ids[name1].image_id,
-                                 np.ascontiguousarray(pm.matches, np.uint32).reshape(-1, 2))
-                total += len(pm.matches)
-    return {"images": names, "pairs": pairs, "matches": total}
+                m = merge_repeated_positions(pm.matches, first[name0], first[name1], pm.distances)
+                db.write_matches(ids[name0].image_id, ids[name1].image_id, np.ascontiguousarray(m, np.uint32))
+                total += len(m)
+                merged += len(pm.matches) - len(m)
+    return {"images": names, "pairs": pairs, "matches": total, "merged": merged}
 
 
 def _verify(pycolmap: Any, database: Path, pairs_file: Path, options: SfmOptions) -> None:
@@ -309,7 +355,7 @@ def reconstruct(image_dir: str | os.PathLike, features: str | os.PathLike, match
         counts = _database_counts(pycolmap, database, options.min_num_matches)
         seconds["total"] = time.perf_counter() - start
         summary = SfmSummary(images=len(imported["images"]), pairs=len(imported["pairs"]), matches=imported["matches"],
-                             verified_pairs=counts["verified_pairs"], inlier_matches=counts["inlier_matches"],
+                             merged_matches=imported["merged"], verified_pairs=counts["verified_pairs"], inlier_matches=counts["inlier_matches"],
                              models=count, seconds=seconds, settings={**asdict(options), "features": str(features),
                                                                       "matches": str(matches), "images": str(image_dir)},
                              **summarize_reconstruction(model))

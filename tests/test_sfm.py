@@ -16,7 +16,7 @@ import pytest
 pycolmap = pytest.importorskip("pycolmap", reason="pycolmap is not installed (pip install 'descnet[sfm]')")
 
 from descnet.cli.main import main  # noqa: E402
-from descnet.colmap import create_database, reconstruct  # noqa: E402
+from descnet.colmap import create_database, first_at_position, merge_repeated_positions, reconstruct  # noqa: E402
 from descnet.features_io import PairMatches, read_features, write_matches  # noqa: E402
 from descnet.pairs import exhaustive_pairs  # noqa: E402
 from descnet.pipeline import describe_to_file, image_sources, match_to_file  # noqa: E402
@@ -90,6 +90,19 @@ def box(tmp_path_factory):
     return root, centres
 
 
+def test_repeated_keypoint_positions_become_one_2d_point():
+    # OpenCV's SIFT repeats a keypoint per orientation at one position: twins 0/1 in image 0, 1/2 in image 1
+    first0 = first_at_position(np.array([[0, 0, 3, 10], [0, 0, 3, 200], [5, 5, 2, 0], [7, 7, 2, 0]], np.float32))
+    first1 = first_at_position(np.array([[1, 1], [2, 2], [2, 2], [3, 3]], np.float32))
+    assert first0.tolist() == [0, 0, 2, 3] and first1.tolist() == [0, 1, 1, 3]
+    matches = np.array([[0, 0], [1, 1], [2, 2], [3, 3]])
+    # closest first: (0, 1) d 0.1 and (3, 3) d 0.2 stay; (2, 1) reuses image-1 point 1, (0, 0) image-0 point 0
+    merged = merge_repeated_positions(matches, first0, first1, np.array([0.5, 0.1, 0.3, 0.2]))
+    assert merged.tolist() == [[0, 1], [3, 3]]
+    assert merge_repeated_positions(matches, first0, first1).tolist() == [[0, 0], [2, 1], [3, 3]]  # file order
+    assert merge_repeated_positions(matches[:0], first0, first1).shape == (0, 2)
+
+
 def test_keypoints_enter_colmap_half_a_pixel_later(box, tmp_path):
     root, _ = box
     info = create_database(tmp_path / "database.db", root / "images", root / "features.h5", root / "matches.h5")
@@ -101,7 +114,7 @@ def test_keypoints_enter_colmap_half_a_pixel_later(box, tmp_path):
             np.testing.assert_array_equal(xy, (feats[image.name].keypoints[:, :2] + np.float32(0.5)))
             camera = db.read_camera(image.camera_id)
             assert (camera.width, camera.height) == (W, H)
-        assert db.num_matches() == info["matches"] > 1000
+        assert db.num_matches() == info["matches"] > 1000 and info["merged"] >= 0
 
 
 def test_reconstruct_recovers_the_cameras_of_the_box(box, capsys):
