@@ -253,34 +253,6 @@ def _model_label(model: Any) -> str:
     return spec_label(model)
 
 
-def weights_kind(model: str | os.PathLike | nn.Module) -> str:
-    """What a model's weights are, for captions and feature files: ``trained``, ``untrained`` or ``hand-crafted``.
-
-    A SPEC: the OpenCV baselines and registry models that cannot be trained are ``hand-crafted``; a bare
-    registry name of a learned model or ``NAME:random`` is ``untrained`` (seed-0 initialisation); weight files,
-    checkpoints, run directories and pretrained names are ``trained``. A module: its ``descnet_trained`` tag when
-    it has one, ``hand-crafted`` for a registry model that cannot be trained, else ``unknown``.
-    """
-    from .models.registry import list_models, model_entry
-
-    if isinstance(model, nn.Module):
-        name = getattr(model, "descnet_name", None)
-        if name in list_models() and not model_entry(name).trainable:
-            return "hand-crafted"
-        trained = getattr(model, "descnet_trained", None)
-        return "unknown" if trained is None else ("trained" if trained else "untrained")
-    text = str(model)
-    if text in OPENCV_DESCRIPTORS:
-        return "hand-crafted"
-    name, sep, weights = text.partition(":")
-    if name in list_models():
-        if not model_entry(name).trainable:
-            return "hand-crafted"
-        if not sep or weights == "random":
-            return "untrained"
-    return "trained"
-
-
 def describe(image: np.ndarray | str | os.PathLike, keypoints: Any = None, *, model: str | os.PathLike | nn.Module,
              detector: str = "sift", max_keypoints: int | None = 2000, mr_size: float | None = None,
              batch_size: int | None = None, device: str | torch.device = "cpu", progress: bool = False,
@@ -387,3 +359,31 @@ def describe_images(images: Sequence[np.ndarray | str | os.PathLike], keypoints:
                      info={"image": loc.source, "model": label, "weights": weights, "detector": loc.detector,
                            "mr_size": loc.mr_size})
             for loc, desc in zip(located, descriptors)]
+
+
+def weights_kind(model: str | os.PathLike | nn.Module) -> str:
+    """What a model's weights are, for captions and feature files: ``trained``, ``untrained`` or ``hand-crafted``.
+
+    A SPEC: the OpenCV baselines and registry models that cannot be trained are ``hand-crafted``; a bare
+    registry name of a learned model or ``NAME:random`` is ``untrained`` (seed-0 initialisation); weight files,
+    checkpoints, run directories and pretrained names are ``trained``. A module: its ``descnet_trained`` tag when
+    it has one, ``hand-crafted`` for a registry model that cannot be trained, else ``unknown``.
+    """
+    from .models.registry import list_models, model_entry
+
+    if isinstance(model, nn.Module):
+        name = getattr(model, "descnet_name", None)
+        if name in list_models() and not model_entry(name).trainable:
+            return "hand-crafted"
+        trained = getattr(model, "descnet_trained", None)
+        return "unknown" if trained is None else ("trained" if trained else "untrained")
+    text = str(model)
+    if text in OPENCV_DESCRIPTORS:
+        return "hand-crafted"
+    name, sep, weights = text.partition(":")
+    if name in list_models():
+        if not model_entry(name).trainable:
+            return "hand-crafted"
+        if not sep or weights == "random":
+            return "untrained"
+    return "trained"
