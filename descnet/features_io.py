@@ -73,7 +73,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 
 __all__ = ["Features", "PairMatches", "KEYPOINT_CONVENTION", "FEATURES_FORMAT", "MATCHES_FORMAT", "parse_keypoints",
-           "read_keypoints", "write_features", "read_features", "list_feature_names", "append_features",
+           "read_keypoints", "write_features", "read_features", "read_feature_info", "list_feature_names", "append_features",
            "write_matches", "read_matches", "list_match_pairs", "append_matches", "names_to_pair",
            "check_image_name", "unique_group_names"]
 
@@ -476,6 +476,14 @@ def read_features(path: str | os.PathLike, names: Iterable[str] | None = None) -
                 raise KeyError(f"{path}: no features of image {name!r}")
             out[name] = _read_image(f[name], f"{path}:/{name}", version)
         return out
+
+
+def read_feature_info(path: str | os.PathLike, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The attributes (image path, model, detector ...) of some images of a features file, without the arrays."""
+    path = Path(path)
+    with _open(path, "features") as f:
+        _version(f, path, "features")
+        return {name: {k: _attr(v) for k, v in f[name].attrs.items()} for name in names if name in f}
 
 
 def write_features(path: str | os.PathLike, features: Mapping[str, Features],

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from .data.images import list_images, read_image_list
 from .features_io import (Features, PairMatches, append_features, append_matches, check_image_name,
-                          list_feature_names, read_features, unique_group_names)
+                          list_feature_names, read_feature_info, read_features, unique_group_names)
 from .pairs import check_pairs
 
 __all__ = ["image_sources", "describe_to_file", "match_to_file", "match_pair_to_dir", "DescribeReport", "MatchReport",
@@ -88,7 +88,9 @@ def descriptor_settings(label: str, detector: str, mr_size: float | None) -> dic
 @dataclass(frozen=True)
 class DescribeReport:
     """What :func:`describe_to_file` did: images ``described`` and ``skipped`` (already in the file), the
-    ``empty`` ones (no keypoints; stored with N = 0), keypoints written, seconds."""
+    ``empty`` ones (no keypoints; stored with N = 0), keypoints written, seconds. ``elsewhere``: skipped names
+    whose stored image path is another file than the one given now (a renamed folder, or two folders with the
+    same image names: worth a look)."""
 
     path: Path
     described: list[str]
@@ -96,6 +98,7 @@ class DescribeReport:
     empty: list[str]
     keypoints: int
     seconds: float
+    elsewhere: list[str] = field(default_factory=list)
 
     @property
     def images_per_second(self) -> float:
@@ -160,7 +163,21 @@ def describe_to_file(images: Mapping[str, str | os.PathLike], out: str | os.Path
                                 else f"{len(f)} keypoints, {f.descriptors.shape[1]}-D descriptors")
                         log(f"{images[name]}: {note} -> /{name}")
                 bar.update(len(part))
-    return DescribeReport(Path(out), described, skipped, empty, count, time.perf_counter() - start)
+    elsewhere = []
+    if skipped:
+        stored = read_feature_info(out, skipped)
+        elsewhere = [name for name in skipped if not _same_file(stored[name].get("image"), images[name])]
+    return DescribeReport(Path(out), described, skipped, empty, count, time.perf_counter() - start, elsewhere)
+
+
+def _same_file(stored: Any, given: str | os.PathLike) -> bool:
+    """Whether the image path a features file recorded is the file given now (paths as typed, or the same file)."""
+    if stored is None or str(stored) == str(given):
+        return True
+    try:
+        return Path(stored).exists() and Path(stored).samefile(given)
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)

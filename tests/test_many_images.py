@@ -76,6 +76,9 @@ def test_describe_folder_adds_new_images_and_skips_those_in_the_file(tmp_path, c
         "hand-crafted"
     assert main(["describe", str(root), "--model", "opencv-rootsift", "--out", str(out), "--quiet"]) == 0
     assert "already held every image; nothing to do" in capsys.readouterr().out
+    other = image_folder(tmp_path / "other", 1)  # another folder with an image of the same name: skipped, flagged
+    assert main(["describe", str(other), "--model", "opencv-rootsift", "--out", str(out), "--quiet"]) == 0
+    assert "warning: 1 skipped image name(s) were described from another file: im00.png" in capsys.readouterr().out
     # another model cannot be mixed into the file; --overwrite starts a new one
     assert main(["describe", str(root), "--model", "opencv-sift", "--out", str(out), "--quiet"]) == 2
     assert "holds features made with other settings: model 'opencv-rootsift'" in capsys.readouterr().err

@@ -102,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
                               log=None if args.quiet else tqdm.write)
     if report.skipped:
         print(f"skipped {len(report.skipped)} image(s) already in {out}")
+    if report.elsewhere:
+        print(f"warning: {len(report.elsewhere)} skipped image name(s) were described from another file: "
+              f"{', '.join(report.elsewhere[:5])}" + (" ..." if len(report.elsewhere) > 5 else "")
+              + " (same name, other folder? use another --out, or --overwrite)")
     if report.empty:
         print(f"warning: no keypoints in {len(report.empty)} image(s), stored empty: {', '.join(report.empty[:5])}"
               + (" ..." if len(report.empty) > 5 else ""))
