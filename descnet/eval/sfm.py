@@ -5,7 +5,8 @@ others describe its keypoints), matches the same pairs with the same matcher, an
 import, geometric verification and incremental mapping (:func:`descnet.colmap.reconstruct`). COLMAP's own
 pipeline (its SIFT, exhaustive matching, same mapping: :func:`descnet.colmap.reconstruct_colmap_sift`) is the
 reference row. The table has hloc's columns: registered images, 3D points, observations, mean track length,
-mean reprojection error, and the pairs and matches COLMAP's verification kept.
+mean reprojection error, and the pairs and matches COLMAP's verification kept; seconds are the whole pipeline's
+(describe + match + COLMAP; for the reference, COLMAP's extraction + matching + mapping).
 
 Defaults follow COLMAP's own SIFT pipeline, so the rows differ by the descriptor only: up to 8192 keypoints per
 image, mutual nearest neighbours passing the ratio test at 0.8 (COLMAP: ratio 0.8 with cross-check).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -77,14 +79,21 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
     keypoints = None
     for (label, spec), folder in zip(models.items(), folders):
         where = out / folder
-        describe_to_file(images, where / "features.h5", model=spec, keypoints=keypoints, detector=detector,
-                         max_keypoints=max_keypoints, mr_size=mr_size, device=device, progress=progress)
+        described = describe_to_file(images, where / "features.h5", model=spec, keypoints=keypoints,
+                                     detector=detector, max_keypoints=max_keypoints, mr_size=mr_size, device=device,
+                                     progress=progress)
         if keypoints is None:  # the first descriptor's keypoints are every descriptor's keypoints
             keypoints = {name: f.keypoints for name, f in read_features(where / "features.h5", names).items()}
-        match_to_file(where / "features.h5", pairs, where / "matches.h5", method=method, ratio=ratio,
-                      geometry=geometry, progress=progress)
-        rows[label] = reconstruct(image_dir, where / "features.h5", where / "matches.h5", where / "colmap",
-                                  pairs=pairs, options=options, label=label, progress=progress)
+        matched = match_to_file(where / "features.h5", pairs, where / "matches.h5", method=method, ratio=ratio,
+                                geometry=geometry, progress=progress)
+        summary = reconstruct(image_dir, where / "features.h5", where / "matches.h5", where / "colmap",
+                              pairs=pairs, options=options, label=label, progress=progress)
+        # the whole pipeline's time, as the reference row's (extraction + matching + mapping); a resumed run
+        # counts only the images and pairs it described and matched
+        seconds = {"describe": described.seconds, "match": matched.seconds,
+                   **{f"colmap_{k}": v for k, v in summary.seconds.items() if k != "total"}}
+        seconds["total"] = described.seconds + matched.seconds + summary.seconds.get("total", 0.0)
+        rows[label] = replace(summary, seconds=seconds)
     if colmap_sift:
         rows[COLMAP_LABEL] = reconstruct_colmap_sift(image_dir, out / "colmap-sift", names=names,
                                                      max_features=max_keypoints or 8192, options=options,
