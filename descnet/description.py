@@ -41,6 +41,7 @@ import torch
 from kornia import feature as KF
 from torch import nn
 
+from .choices import OPENCV_DESCRIPTORS  # re-exported: model names of OpenCV's own descriptors
 from .data.images import read_image
 from .features_io import Features, read_keypoints
 from .inference import describe_patches
@@ -50,7 +51,7 @@ from .parallel import ordered_map
 
 __all__ = ["describe", "describe_images", "read_image", "to_gray", "detect_keypoints", "check_keypoints",
            "lafs_from_keypoints", "extract_patches", "keypoints_from_opencv", "keypoints_to_opencv",
-           "opencv_sift_descriptors",
+           "opencv_sift_descriptors", "weights_kind",
            "DETECTORS", "OPENCV_DESCRIPTORS"]
 
 
@@ -77,8 +78,6 @@ def _detectors() -> dict[str, Detector]:
 
 #: OpenCV detectors by name (those this OpenCV build has) with their default ``mr_size``
 DETECTORS: dict[str, Detector] = _detectors()
-#: ``model`` names that select OpenCV's SIFT descriptor instead of a network: name -> RootSIFT?
-OPENCV_DESCRIPTORS = {"opencv-sift": False, "opencv-rootsift": True}
 
 
 # ---------------------------------------------------------------- images
@@ -360,8 +359,37 @@ def describe_images(images: Sequence[np.ndarray | str | os.PathLike], keypoints:
     t3 = time.perf_counter()
     if timings is not None:
         timings.update(detect=t1 - t0, extract=t2 - t1, describe=t3 - t2)
-    label = _model_label(model)
+    label, weights = _model_label(model), weights_kind(model)
     return [Features(keypoints=loc.keypoints, descriptors=np.ascontiguousarray(desc, np.float32), scores=loc.scores,
                      lafs=loc.lafs[0].numpy().astype(np.float32), image_size=loc.gray.shape,
-                     info={"image": loc.source, "model": label, "detector": loc.detector, "mr_size": loc.mr_size})
+                     info={"image": loc.source, "model": label, "weights": weights, "detector": loc.detector,
+                           "mr_size": loc.mr_size})
             for loc, desc in zip(located, descriptors)]
+
+
+def weights_kind(model: str | os.PathLike | nn.Module) -> str:
+    """What a model's weights are, for captions and feature files: ``trained``, ``untrained`` or ``hand-crafted``.
+
+    A SPEC: the OpenCV baselines and registry models that cannot be trained are ``hand-crafted``; a bare
+    registry name of a learned model or ``NAME:random`` is ``untrained`` (seed-0 initialisation); weight files,
+    checkpoints, run directories and pretrained names are ``trained``. A module: its ``descnet_trained`` tag when
+    it has one, ``hand-crafted`` for a registry model that cannot be trained, else ``unknown``.
+    """
+    from .models.registry import list_models, model_entry
+
+    if isinstance(model, nn.Module):
+        name = getattr(model, "descnet_name", None)
+        if name in list_models() and not model_entry(name).trainable:
+            return "hand-crafted"
+        trained = getattr(model, "descnet_trained", None)
+        return "unknown" if trained is None else ("trained" if trained else "untrained")
+    text = str(model)
+    if text in OPENCV_DESCRIPTORS:
+        return "hand-crafted"
+    name, sep, weights = text.partition(":")
+    if name in list_models():
+        if not model_entry(name).trainable:
+            return "hand-crafted"
+        if not sep or weights == "random":
+            return "untrained"
+    return "trained"

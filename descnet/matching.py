@@ -31,12 +31,11 @@ from .models.pretrained import DEFAULT_MODEL
 __all__ = ["match", "verify", "match_pair", "draw_matches", "Matches", "Verification", "MATCHERS", "ESTIMATORS",
            "GEOMETRIES"]
 
-MATCHERS = ("mnn", "snn", "smnn")
-DEFAULT_RATIO = {"snn": 0.8, "smnn": 0.95}
-ESTIMATORS = {"magsac": cv2.USAC_MAGSAC, "usac": cv2.USAC_DEFAULT, "accurate": cv2.USAC_ACCURATE,
-              "prosac": cv2.USAC_PROSAC, "ransac": cv2.RANSAC, "lmeds": cv2.LMEDS}
-#: geometry -> (minimum number of matches, default threshold in pixels)
-GEOMETRIES = {"homography": (4, 3.0), "fundamental": (8, 1.0)}
+from .choices import DEFAULT_RATIO, ESTIMATOR_NAMES, GEOMETRIES, MATCHERS  # noqa: E402 (re-exported)
+
+#: OpenCV robust estimators by name (:data:`descnet.choices.ESTIMATOR_NAMES`)
+ESTIMATORS = dict(zip(ESTIMATOR_NAMES, (cv2.USAC_MAGSAC, cv2.USAC_DEFAULT, cv2.USAC_ACCURATE, cv2.USAC_PROSAC,
+                                        cv2.RANSAC, cv2.LMEDS)))
 
 
 class Matches(NamedTuple):
@@ -170,16 +169,19 @@ def match_pair(image1: Any, image2: Any, *, model: Any = DEFAULT_MODEL, keypoint
     settings = {"matcher": method, "ratio": DEFAULT_RATIO.get(method) if ratio is None else float(ratio),
                 "geometry": geometry, "estimator": estimator,
                 "threshold": GEOMETRIES[geometry][1] if threshold is None else float(threshold)}
-    return PairMatches(features[0], features[1], m.indices, m.distances, v.inliers, v.model, settings)
+    return PairMatches(m.indices, m.distances, v.inliers, v.model, settings, features[0], features[1])
 
 
 def draw_matches(image1: np.ndarray, image2: np.ndarray, points1: np.ndarray, points2: np.ndarray,
-                 inliers: np.ndarray | None = None, caption: str = "", draw_outliers: bool = False) -> np.ndarray:
-    """Side-by-side picture of two images with match lines -> ``(H, W1 + W2, 3)`` uint8 RGB.
+                 inliers: np.ndarray | None = None, caption: str = "", draw_outliers: bool = False,
+                 max_lines: int | None = 300, seed: int = 0) -> np.ndarray:
+    """Side-by-side picture of two images with match lines (``cv2.drawMatches``) -> ``(H + band, W1 + W2, 3)`` uint8 RGB.
 
     ``image1``/``image2``: grey or RGB, uint8/uint16/float in [0, 1]; ``points1``/``points2``: ``(M, 2)``
-    positions. Inliers are drawn in green (outliers in red when ``draw_outliers``); ``caption`` is
-    written in a band under the images.
+    positions. Inliers are drawn in green, outliers in red when ``draw_outliers`` (under the inliers), as
+    1-pixel anti-aliased lines so that thousands of matches stay readable; with more than ``max_lines`` lines
+    to draw a random subset of that many is drawn (``seed``; inliers and outliers in proportion; ``None``: all)
+    and the caption says so. ``caption`` (lines separated by ``\\n``) is written in a band under the images.
     """
     from .description import to_gray
 
@@ -194,21 +196,30 @@ def draw_matches(image1: np.ndarray, image2: np.ndarray, points1: np.ndarray, po
         return np.repeat(g[..., None], 3, axis=2)
 
     a, b = rgb8(image1), rgb8(image2)
-    h = max(a.shape[0], b.shape[0])
-    band = 34 if caption else 0
-    canvas = np.full((h + band, a.shape[1] + b.shape[1], 3), 255, np.uint8)
-    canvas[:a.shape[0], :a.shape[1]] = a
-    canvas[:b.shape[0], a.shape[1]:] = b
     p1 = np.asarray(points1, np.float64).reshape(-1, 2)
-    p2 = np.asarray(points2, np.float64).reshape(-1, 2) + [a.shape[1], 0]
-    keep = np.ones(len(p1), bool) if inliers is None else np.asarray(inliers, bool)
-    thickness = max(1, round(h / 600))
-    for draw, colour in ((~keep if draw_outliers else np.zeros_like(keep), (220, 40, 40)), (keep, (40, 200, 60))):
-        for (x1, y1), (x2, y2) in zip(p1[draw], p2[draw]):
-            q1, q2 = (int(round(x1)), int(round(y1))), (int(round(x2)), int(round(y2)))
-            cv2.line(canvas, q1, q2, colour, thickness, cv2.LINE_AA)
-            cv2.circle(canvas, q1, 2 * thickness, colour, -1, cv2.LINE_AA)
-            cv2.circle(canvas, q2, 2 * thickness, colour, -1, cv2.LINE_AA)
-    if caption:
-        cv2.putText(canvas, caption, (8, h + 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
-    return canvas
+    p2 = np.asarray(points2, np.float64).reshape(-1, 2)
+    if len(p1) != len(p2):
+        raise ValueError(f"points1 and points2 must have the same length, got {len(p1)} and {len(p2)}")
+    good = np.ones(len(p1), bool) if inliers is None else np.asarray(inliers, bool).reshape(-1)
+    drawn = np.flatnonzero(good | draw_outliers)
+    shown = len(drawn)
+    if max_lines is not None and len(drawn) > max_lines:
+        drawn = np.sort(np.random.default_rng(seed).choice(drawn, size=max_lines, replace=False))
+    kp1 = [cv2.KeyPoint(float(x), float(y), 1.0) for x, y in p1]
+    kp2 = [cv2.KeyPoint(float(x), float(y), 1.0) for x, y in p2]
+    canvas = cv2.drawMatches(a, kp1, b, kp2, [], None, flags=cv2.DrawMatchesFlags_NOT_DRAW_SINGLE_POINTS)
+    over = cv2.DrawMatchesFlags_DRAW_OVER_OUTIMG | cv2.DrawMatchesFlags_NOT_DRAW_SINGLE_POINTS
+    for chosen, colour in ((drawn[~good[drawn]], (220, 40, 40)), (drawn[good[drawn]], (40, 200, 60))):
+        if len(chosen):
+            matches = [cv2.DMatch(int(i), int(i), 0.0) for i in chosen]
+            canvas = cv2.drawMatches(a, kp1, b, kp2, matches, canvas, matchesThickness=1, matchColor=colour,
+                                     singlePointColor=colour, flags=over)
+    lines = caption.split("\n") if caption else []
+    if max_lines is not None and shown > len(drawn):
+        lines.append(f"showing {len(drawn)} of {shown} {'matches' if draw_outliers else 'inliers'} (random subset)")
+    if not lines:
+        return canvas
+    band = np.full((12 + 22 * len(lines), canvas.shape[1], 3), 255, np.uint8)
+    for row, text in enumerate(lines):
+        cv2.putText(band, text, (8, 24 + 22 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([canvas, band], axis=0)

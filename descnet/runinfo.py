@@ -11,7 +11,8 @@ from typing import Any
 
 __all__ = ["environment_info", "code_version"]
 
-_PACKAGES = ("descnet", "torch", "kornia", "numpy", "opencv-python-headless", "opencv-python", "h5py", "onnxruntime")
+_PACKAGES = ("descnet", "torch", "kornia", "numpy", "opencv-python-headless", "opencv-python", "h5py", "onnxruntime",
+             "pycolmap")
 
 
 def code_version(path: str | os.PathLike | None = None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", metavar="RUN_DIR|CKPT",
                         help="continue a run from its last.pt (or a checkpoint file); only runtime.* may change")
     parser.add_argument("--out", metavar="RUN_DIR", help="run directory (default: runs/<config name>)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (the same as --set runtime.progress=false)")
     parser.add_argument("--nproc", type=int, default=1, metavar="K",
                         help="start K processes on this machine with torchrun (DDP; one GPU each on CUDA)")
 
@@ -68,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         return _launch(args)
     if not args.config and not args.resume:
         raise ValueError("give a CONFIG file, or --resume RUN_DIR to continue a run")
+    if getattr(args, "quiet", False):
+        args.overrides = [*args.overrides, "runtime.progress=false"]
 
     from descnet.training import NonFiniteLossError, Trainer, load_checkpoint, load_config
     from descnet.training.config import apply_overrides, check_config

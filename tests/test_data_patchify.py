@@ -238,6 +238,7 @@ def test_cli_patches_and_bad_input(synth_root, tmp_path, capsys):
             "--image-scale", "0.75", "--quiet"]
     assert main(args + ["--jitter-hard", "translation=0.3", "--jitter-tough", "none"]) == 0
     info = json.loads((out / "patchify.json").read_text())
+    assert info["options"]["magnification"] == 5.0  # default --mr-size 2.5: 2.5 x keypoint size = 5 sigma
     assert info["options"]["jitter"]["h"]["translation"] == 0.3 and info["options"]["jitter"]["h"]["rotation"] == 20
     assert info["options"]["jitter"]["t"] == {"rotation": 0, "scale": 0, "anisotropy": 0, "translation": 0}
     before = (out / "patchify.json").read_bytes()
@@ -265,6 +266,20 @@ def test_cli_patches_and_bad_input(synth_root, tmp_path, capsys):
     # nothing half-written, the earlier result intact, no temporary folders left
     assert (out / "patchify.json").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "p"]
+
+
+def test_cli_region_size_in_the_describe_unit(synth_root, tmp_path, capsys):
+    """--mr-size is describe's unit (half-side per keypoint size = 2 sigma); the old --magnification is sigmas."""
+    args = ["data", "patches", "--sequences", str(synth_root), "--max-points", "20", "--image-scale", "0.75", "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "a"), "--mr-size", "3"]) == 0
+    assert main(args + ["--out", str(tmp_path / "b"), "--magnification", "6"]) == 0
+    info = json.loads((tmp_path / "a" / "patchify.json").read_text())
+    assert info["options"]["magnification"] == 6.0
+    for png in sorted((tmp_path / "a" / "hpatches-release").rglob("*.png"))[:6]:
+        other = tmp_path / "b" / png.relative_to(tmp_path / "a")
+        assert png.read_bytes() == other.read_bytes()
+    assert main(args + ["--out", str(tmp_path / "c"), "--mr-size", "0"]) == 2
+    assert "--mr-size must be positive" in capsys.readouterr().err
 
 
 def test_oxford_layout_is_written_with_a_v_prefix_and_needs_six_images(tmp_path):

@@ -317,11 +317,15 @@ def test_features_file_round_trips(tmp_path):
     for key in ("keypoints", "descriptors", "scores", "lafs"):
         np.testing.assert_array_equal(getattr(back["a.png"], key), getattr(feats, key))
     assert back["a.png"].image_size == feats.image_size and back["a.png"].info == feats.info
+    assert feats.info["weights"] == "hand-crafted"
     assert back["b.png"].info == {"image": "b.png", "mr_size": None} and back["b.png"].descriptors.shape == (0, 8)
-    with h5py.File(tmp_path / "f.h5") as f:  # the published layout
-        assert f.attrs["format"] == "descnet-features"
-        assert f["a.png/keypoints"].dtype == np.float32 and f["a.png"].attrs["width"] == 320
-    with pytest.raises(ValueError, match="not a descnet features file"):
+    with h5py.File(tmp_path / "f.h5") as f:  # the published layout: hloc's, plus descnet's extras
+        assert f.attrs["format"] == "descnet-features" and f.attrs["version"] == 2
+        assert f["a.png/keypoints"].shape == (20, 2) and f["a.png/keypoints"].dtype == np.float32
+        assert f["a.png/descriptors"].shape == (1024, 20)
+        assert f["a.png/image_size"][()].tolist() == [320, 240]
+        np.testing.assert_array_equal(f["a.png/sizes"][()], feats.keypoints[:, 2])
+    with pytest.raises(ValueError, match="not a feature file"):
         h5py.File(tmp_path / "other.h5", "w").close()
         read_features(tmp_path / "other.h5")
 
@@ -348,13 +352,15 @@ def test_cli_describe_writes_one_group_per_image(tmp_path, capsys):
     ("outside", r"lie outside the 320x240 image"),
     ("truncated", r"bad.png: not a readable image"),
     ("count", r"--keypoints: give one file per image"),
-    ("blank", r"blank.png: no keypoints to describe"),
+    ("model", r"holds features made with other settings: model 'opencv-sift' \(this run: 'opencv-rootsift'\)"),
 ])
 def test_cli_describe_bad_input_fails_cleanly_and_keeps_old_output(tmp_path, capsys, case, message):
+    cv2.imwrite(str(tmp_path / "prev.png"), texture(seed=3))
+    out = tmp_path / "f.h5"
+    assert main(["describe", str(tmp_path / "prev.png"), "--model", "opencv-sift", "--out", str(out), "--quiet"]) == 0
+    before = out.read_bytes()
     good = tmp_path / "a.png"
     cv2.imwrite(str(good), texture())
-    out = tmp_path / "f.h5"
-    out.write_bytes(b"previous result")
     args = ["describe", str(good), "--model", "opencv-sift", "--out", str(out)]
     if case == "columns":
         (tmp_path / "b.kp").write_text("1 2 3\n")
@@ -368,11 +374,22 @@ def test_cli_describe_bad_input_fails_cleanly_and_keeps_old_output(tmp_path, cap
         args[1] = str(tmp_path / "bad.png")
     elif case == "count":
         args += ["--keypoints", str(good), str(good)]
-    elif case == "blank":
-        cv2.imwrite(str(tmp_path / "blank.png"), np.zeros((50, 50), np.uint8))
-        args[1] = str(tmp_path / "blank.png")
+    elif case == "model":
+        args[3] = "opencv-rootsift"
     assert main(args) == 2
     err = capsys.readouterr().err
     assert re.search(message, err), err
-    assert out.read_bytes() == b"previous result"
+    assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_cli_describe_stores_an_image_without_keypoints_and_warns(tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "blank.png"), np.zeros((50, 60), np.uint8))
+    cv2.imwrite(str(tmp_path / "a.png"), texture())
+    out = tmp_path / "f.h5"
+    assert main(["describe", str(tmp_path / "blank.png"), str(tmp_path / "a.png"), "--model", "opencv-sift",
+                 "--out", str(out), "--quiet"]) == 0
+    assert "warning: no keypoints in 1 image(s), stored empty: blank.png" in capsys.readouterr().out
+    feats = read_features(out)
+    assert len(feats["blank.png"]) == 0 and feats["blank.png"].descriptors.shape == (0, 128)
+    assert feats["blank.png"].image_size == (50, 60) and len(feats["a.png"]) > 100

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from descnet.cli.main import main
-from descnet.features_io import read_matches, write_matches
+from descnet.features_io import read_features, read_matches, write_matches
 from descnet.matching import draw_matches, match, match_pair, verify
 from tests.conftest import shared_file
 
@@ -154,19 +154,27 @@ def synthetic_pair(tmp_path):
 def test_matches_file_round_trips(tmp_path):
     a, b = synthetic_pair(tmp_path)
     result = match_pair(a, b, model="opencv-sift", method="smnn")
-    assert result.model is not None
-    write_matches(tmp_path / "m.h5", result)
-    back = read_matches(tmp_path / "m.h5")
+    assert result.model is not None and result.num_keypoints == (len(result.features1), len(result.features2))
+    write_matches(tmp_path / "m.h5", {("a.png", "b.png"): result})
+    back = read_matches(tmp_path / "m.h5")[("a.png", "b.png")]
     for key in ("matches", "distances", "inliers", "model"):
         np.testing.assert_array_equal(getattr(back, key), getattr(result, key))
-    np.testing.assert_array_equal(back.features2.descriptors, result.features2.descriptors)
     assert back.settings == result.settings and back.settings["ratio"] == 0.95
-    np.testing.assert_array_equal(back.points1, result.points1)
-    none = type(result)(result.features1, result.features2, result.matches[:0], result.distances[:0],
-                        result.inliers[:0], None, {"ratio": None})
-    write_matches(tmp_path / "n.h5", none)
-    back = read_matches(tmp_path / "n.h5")
-    assert back.model is None and back.settings == {"ratio": None} and back.matches.shape == (0, 2)
+    assert back.num_keypoints == result.num_keypoints and back.features1 is None
+    with pytest.raises(ValueError, match="read without the features of image 1"):
+        back.points1
+    # asked for in the other order: matches swapped (sorted by image b), the homography inverted
+    swapped = read_matches(tmp_path / "m.h5", [("b.png", "a.png")])[("b.png", "a.png")]
+    order = np.argsort(result.matches[:, 1], kind="stable")
+    np.testing.assert_array_equal(swapped.matches, result.matches[order][:, ::-1])
+    np.testing.assert_array_equal(swapped.inliers, result.inliers[order])
+    np.testing.assert_allclose(swapped.model @ result.model, np.eye(3), atol=1e-9)
+    none = type(result)(result.matches[:0], result.distances[:0], result.inliers[:0], None, {"ratio": None},
+                        num_keypoints=(5, 7))
+    write_matches(tmp_path / "n.h5", {("a.png", "b.png"): none})
+    back = read_matches(tmp_path / "n.h5")[("a.png", "b.png")]
+    assert back.model is None and back.settings["ratio"] is None and back.matches.shape == (0, 2)
+    assert back.num_keypoints == (5, 7)
 
 
 def test_draw_matches_puts_lines_between_the_points():
@@ -182,22 +190,49 @@ def test_draw_matches_puts_lines_between_the_points():
     assert red[20, 45, 0] > 150 and red[20, 45, 1] < 100
 
 
+def test_match_picture_stays_readable_with_2000_matches():
+    rng = np.random.default_rng(0)
+    grey = np.full((480, 640), 128, np.uint8)
+    p1 = rng.uniform(0, [640, 480], (2000, 2))
+    p2 = np.clip(p1 + rng.normal(0, 20, (2000, 2)), 0, [639, 479])
+    inliers = np.arange(2000) % 4 != 0
+
+    def covered(pic):  # share of the two images hidden under strong line pixels
+        return float((np.abs(pic[:480].astype(int) - 128).max(axis=2) > 60).mean())
+
+    default = draw_matches(grey, grey, p1, p2, inliers, caption="model (trained)")
+    everything = draw_matches(grey, grey, p1, p2, inliers, caption="model (trained)", max_lines=None)
+    assert covered(default) < 0.35 < 0.6 < covered(everything)
+    assert default.shape == (480 + 12 + 22 * 2, 1280, 3)  # caption + "showing 300 of 1500 inliers (random subset)"
+    assert everything.shape == (480 + 12 + 22, 1280, 3)
+    again = draw_matches(grey, grey, p1, p2, inliers, caption="model (trained)")
+    assert np.array_equal(default, again)  # the subset is seeded
+    red = draw_matches(grey, grey, p1, p2, inliers, draw_outliers=True, max_lines=None)
+    reddish = (red[:480, :, 0].astype(int) - red[:480, :, 1]) > 60
+    greenish = (red[:480, :, 1].astype(int) - red[:480, :, 0]) > 60
+    assert reddish.mean() > 0.02 and greenish.mean() > reddish.mean()  # outliers drawn, under the inliers
+
+
 # ---------------------------------------------------------------- CLI
 
-def test_cli_match_writes_three_files(tmp_path, capsys):
+def test_cli_match_writes_four_files(tmp_path, capsys):
     a, b = synthetic_pair(tmp_path)
     out = tmp_path / "out"
-    assert main(["match", str(a), str(b), "--model", "pixels", "--max-keypoints", "300", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["matches.h5", "matches.png", "summary.json"]
+    assert main(["match", str(a), str(b), "--model", "pixels", "--max-keypoints", "300", "--max-lines", "100",
+                 "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["features.h5", "matches.h5", "matches.png", "summary.json"]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["keypoints"] == [300, 300] and summary["model_found"]
+    assert summary["keypoints"] == [300, 300] and summary["model_found"] and summary["names"] == ["a.png", "b.png"]
     assert summary["inliers"] > 50 and summary["matches"] >= summary["inliers"]
-    assert {"detect", "extract", "describe", "match", "verify", "total"} <= set(summary["seconds"])
-    result = read_matches(out / "matches.h5")
+    assert summary["weights"] == "hand-crafted" and summary["caption"].startswith("pixels (hand-crafted) |")
+    assert {"load_model", "detect", "extract", "describe", "match", "verify", "total"} <= set(summary["seconds"])
+    result = read_matches(out / "matches.h5")[("a.png", "b.png")]
     assert corner_error(result.model, HOMOGRAPHY, 320, 240) < 2.0
     assert int(result.inliers.sum()) == summary["inliers"]
+    feats = read_features(out / "features.h5")
+    assert list(feats) == ["a.png", "b.png"] and len(feats["a.png"]) == 300
     png = cv2.imread(str(out / "matches.png"))
-    assert png.shape == (240 + 34, 640, 3)
+    assert summary["inliers"] > 100 and png.shape[:2] == (240 + 34 + 22, 640)  # caption + "showing 100 of N inliers"
 
 
 @pytest.mark.parametrize("case, message", [

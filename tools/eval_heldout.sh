@@ -17,7 +17,7 @@ for run in "$@"; do MODELS+=(--model "$run"); done
 for seq in oxford-affine/graf oxford-affine/boat ef/notredame; do
   name=$(basename "$seq")
   [[ -d "$OUT/heldout/$name/$name" ]] || "$DESCNET" data patches --sequences "$DATA/$seq" --out "$OUT/heldout/$name" \
-    --brown "$name" --detectors dog,hessian,harris --max-points 6000 --magnification 12 --max-overlap 0.8 \
+    --brown "$name" --detectors dog,hessian,harris --max-points 6000 --mr-size 6 --max-overlap 0.8 \
     --brown-types ref,e,h --quiet
   "$DESCNET" eval brown --root "$OUT/heldout/$name" --subset "$name" "${MODELS[@]}" --model hardnet:random \
     --model rootsift --model sift --out "$OUT/eval-fpr95" --quiet

@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=30.0, metavar="S",
                         help="network timeout in seconds (default: 30)")
     parser.add_argument("--list", action="store_true", help="print the archives, URLs and folders; download nothing")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,6 +61,6 @@ def run(args: argparse.Namespace) -> int:
             continue
         print(f"{resource.name}: downloading {resource.filename} ...", flush=True)
         download_resource(resource, root, mirrors=args.mirror, force=args.force,
-                          keep_archive=args.keep_archive, timeout=args.timeout)
+                          keep_archive=args.keep_archive, progress=not args.quiet, timeout=args.timeout)
         print(f"{resource.name}: done -> {dest}")
     return 0

@@ -1,7 +1,8 @@
 """Build HPatches-style patch sets (hpatches-release layout, optionally Brown) from image sequences.
 
 Regions are detected in image 1 (DoG by default; Hessian and Harris on request), sized 5x the detected
-scale, given one dominant orientation, merged when they overlap by more than 50%, and kept when they lie
+scale sigma (--mr-size 2.5: half-side 2.5 x the keypoint size 2 sigma, the unit of describe/match), given one
+dominant orientation, merged when they overlap by more than 50%, and kept when they lie
 inside every image. Each target image k gets three jittered copies of every region (easy, hard, tough
 affine noise), mapped through the ground-truth homography and sampled anti-aliased into 65x65 patches.
 
@@ -40,8 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rows per sequence, strongest first; 0 = all (default: 2000)")
     parser.add_argument("--detectors", default="dog", metavar="LIST",
                         help="comma-separated: dog, hessian, harris (default: dog)")
-    parser.add_argument("--magnification", type=float, default=5.0, metavar="M",
-                        help="region half-side in units of the detected scale (default: 5)")
+    region = parser.add_mutually_exclusive_group()
+    region.add_argument("--mr-size", type=float, default=None, metavar="X",
+                        help="region half-side per unit of keypoint size (size = 2 x the detected scale sigma, "
+                             "OpenCV's SIFT KeyPoint.size), the unit of describe and match (default: 2.5 = 5 sigma, "
+                             "HPatches')")
+    # before descnet 0.2: the half-side in units of sigma, i.e. 2 x --mr-size
+    region.add_argument("--magnification", type=float, default=None, metavar="M", help=argparse.SUPPRESS)
     parser.add_argument("--min-sigma", type=float, default=1.6, metavar="S",
                         help="drop detections with a smaller scale, pixels (default: 1.6)")
     parser.add_argument("--max-overlap", type=float, default=0.5, metavar="F",
@@ -108,9 +114,12 @@ def run(args: argparse.Namespace) -> int:
             jitter[level] = parse_jitter(text, jitter[level], "--" + option.replace("_", "-"))
     if args.max_points < 0:
         raise ValueError(f"--max-points must be >= 0 (0 = all), got {args.max_points}")
+    if args.mr_size is not None and args.mr_size <= 0:
+        raise ValueError(f"--mr-size must be positive, got {args.mr_size}")
+    magnification = 2.0 * args.mr_size if args.mr_size is not None else (args.magnification or 5.0)
     options = PatchifyOptions(
         detectors=tuple(d.strip() for d in args.detectors.split(",") if d.strip()),
-        max_points=args.max_points or None, magnification=args.magnification, min_sigma=args.min_sigma,
+        max_points=args.max_points or None, magnification=magnification, min_sigma=args.min_sigma,
         max_overlap=args.max_overlap, image_scale=args.image_scale, upright=args.upright, jitter=jitter)
     start = time.perf_counter()
     summary = write_patch_dataset(

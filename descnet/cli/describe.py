@@ -1,19 +1,30 @@
-"""Describe the keypoints of one or more images; write them to one HDF5 features file.
+"""Describe the keypoints of images -- files, or a whole folder -- into one HDF5 features file.
 
 Keypoints are detected with OpenCV (--detector, SIFT by default) or read from --keypoints files: one per
 image, rows 'x y size angle' in OpenCV's convention (angle in degrees, clockwise on screen). Each keypoint
 becomes a square region of side 2 x MR_SIZE x size (MR_SIZE: 6 for SIFT), rotated by the keypoint angle,
-cut from an anti-aliased pyramid and described by the model. The file holds one group per image, named
-after the image file (layout: descnet.features_io; read it back with descnet.features_io.read_features).
+cut from an anti-aliased pyramid and described by the model.
+
+The file follows hloc's layout (hloc's readers and COLMAP import use it unchanged; descnet reads hloc's):
+one group per image named by its path relative to the image folder (or by file name for files given one by
+one), keypoints (N, 2), descriptors (D, N), scores, image_size (W, H), plus descnet's sizes, angles and LAFs.
+The layout is documented in descnet.features_io.
+
+--out is added to: images already in the file are skipped, so an interrupted run resumes, and new images
+join a collection. The file must have been made with the same model, detector and region size (or pass
+--overwrite to start a new one). It is replaced, never half-written: when the run ends, also early (an
+error, Ctrl-C), it holds every image finished so far.
 
 examples:
-  descnet describe img1.png img2.png --model tfeat:tfeat-liberty.params --out features.h5
-  descnet describe img1.png --keypoints img1.kp --model runs/csa --out img1.h5
-  descnet describe img1.png --model opencv-rootsift --detector orb --max-keypoints 5000 --out img1.h5
+  descnet describe photos/ --model tfeat:tfeat-liberty.params --out features.h5
+  descnet describe photos/ --image-list day1.txt --model opencv-rootsift --out features.h5
+  descnet describe img1.png img2.png --keypoints img1.kp img2.kp --model runs/csa --out features.h5
+  descnet pairs features.h5 --out pairs.txt && descnet match --features features.h5 --pairs pairs.txt --out matches.h5
 """
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from descnet.models.pretrained import DEFAULT_MODEL
 
@@ -35,12 +46,20 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (grey or RGB, 8 or 16 bit)")
+    from descnet.cli.common import add_quiet
+
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="image files (grey or RGB, 8 or 16 bit), or one folder: every image under it")
+    parser.add_argument("--image-list", metavar="FILE",
+                        help="with a folder: only the images named in FILE, one path relative to the folder per line")
     parser.add_argument("--keypoints", nargs="+", metavar="FILE",
-                        help="keypoint files, one per IMAGE in the same order, instead of detecting "
+                        help="keypoint files, one per IMAGE file in the same order, instead of detecting "
                              "(the region size still follows --detector or --mr-size)")
-    parser.add_argument("--out", required=True, metavar="FEATURES.h5", help="HDF5 file to write")
+    parser.add_argument("--out", required=True, metavar="FEATURES.h5",
+                        help="HDF5 features file to add to (created if absent)")
+    parser.add_argument("--overwrite", action="store_true", help="start a new --out file instead of adding to it")
     add_common_arguments(parser)
+    add_quiet(parser)
 
 
 def check_common(args: argparse.Namespace) -> None:
@@ -64,42 +83,36 @@ def load_model(spec: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-    from pathlib import Path
-
-    import torch
     from tqdm.auto import tqdm
 
-    from descnet.description import describe_images
-    from descnet.features_io import unique_group_names, write_features
-    from descnet.models import spec_label
+    from descnet.cli.common import output_file
+    from descnet.pipeline import describe_to_file, image_sources
 
     check_common(args)
-    if args.keypoints and len(args.keypoints) != len(args.images):
-        raise ValueError(f"--keypoints: give one file per image ({len(args.images)} images, "
-                         f"{len(args.keypoints)} keypoint files)")
-    out = Path(args.out)
-    if out.is_dir():
-        raise ValueError(f"--out {out}: is a folder; give a file name such as {out / 'features.h5'}")
-    model = load_model(args.model)
-    label = args.model if isinstance(model, str) else spec_label(args.model)
-    jobs = list(zip(unique_group_names(args.images), args.images, args.keypoints or [None] * len(args.images)))
-    per_call = 2 * max(1, torch.get_num_threads())  # images described together: one per thread, one network pass
-    features = {}
-    with tqdm(total=len(jobs), desc="describe", unit="image", disable=len(jobs) < 2) as bar:
-        for start in range(0, len(jobs), per_call):
-            part = jobs[start:start + per_call]
-            described = describe_images([image for _, image, _ in part], [kp for _, _, kp in part], model=model,
-                                        detector=args.detector, max_keypoints=args.max_keypoints or None,
-                                        mr_size=args.mr_size, device=args.device)
-            for (name, image, kp_file), feats in zip(part, described):
-                if len(feats) == 0:
-                    source = (f"keypoint file {kp_file} has no rows" if kp_file
-                              else f"the {args.detector} detector found none")
-                    raise ValueError(f"{image}: no keypoints to describe ({source})")
-                features[name] = feats = replace(feats, info={**feats.info, "model": label})
-                bar.write(f"{image}: {len(feats)} keypoints, {feats.descriptors.shape[1]}-D descriptors -> /{name}")
-            bar.update(len(part))
-    write_features(out, features)
-    print(f"wrote {out}")
+    out = output_file(args.out, "features.h5")
+    images = image_sources(args.images, args.image_list)
+    keypoints = None
+    if args.keypoints:
+        if any(Path(p).is_dir() for p in args.images):
+            raise ValueError("--keypoints: give image files one by one with their keypoint files, not a folder")
+        if len(args.keypoints) != len(args.images):
+            raise ValueError(f"--keypoints: give one file per image ({len(args.images)} images, "
+                             f"{len(args.keypoints)} keypoint files)")
+        keypoints = dict(zip(images, args.keypoints))
+    report = describe_to_file(images, out, model=args.model, keypoints=keypoints,
+                              detector=args.detector, max_keypoints=args.max_keypoints or None, mr_size=args.mr_size,
+                              device=args.device, overwrite=args.overwrite, progress=not args.quiet,
+                              log=None if args.quiet else tqdm.write)
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} image(s) already in {out}")
+    if report.elsewhere:
+        print(f"warning: {len(report.elsewhere)} skipped image name(s) were described from another file: "
+              f"{', '.join(report.elsewhere[:5])}" + (" ..." if len(report.elsewhere) > 5 else "")
+              + " (same name, other folder? use another --out, or --overwrite)")
+    if report.empty:
+        print(f"warning: no keypoints in {len(report.empty)} image(s), stored empty: {', '.join(report.empty[:5])}"
+              + (" ..." if len(report.empty) > 5 else ""))
+    print(f"described {len(report.described)} image(s), {report.keypoints} keypoints, in {report.seconds:.1f} s "
+          f"({report.images_per_second:.2f} images/s)")
+    print(f"wrote {out}" if report.described else f"{out} already held every image; nothing to do")
     return 0

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 
+from descnet.choices import ESTIMATOR_NAMES, MATCHERS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", action="append", required=True, metavar="DIR",
@@ -37,14 +39,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="strongest N keypoints per image (default: 2000; 0 = all)")
     parser.add_argument("--mr-size", type=float, default=None, metavar="X",
                         help="region half-side per unit of keypoint size (default: the detector's, 6 for sift)")
-    parser.add_argument("--matcher", choices=("mnn", "snn", "smnn"), default="mnn", help="matcher (default: mnn)")
+    parser.add_argument("--matcher", choices=MATCHERS, default="mnn", help="matcher (default: mnn)")
     parser.add_argument("--ratio", type=float, default=None, help="ratio-test threshold for snn/smnn")
-    parser.add_argument("--estimator", default="magsac", help="OpenCV robust estimator (default: magsac)")
+    parser.add_argument("--estimator", choices=ESTIMATOR_NAMES, default="magsac",
+                        help="OpenCV robust estimator (default: magsac)")
     parser.add_argument("--threshold", type=float, default=None, metavar="PX",
                         help="homography inlier threshold in pixels (default: 3)")
     parser.add_argument("--device", default="cpu", help="torch device for the models (default: cpu)")
     parser.add_argument("--out", default="results/eval/sequences", metavar="DIR",
                         help="folder for sequences.json and mma.png (default: results/eval/sequences)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     results = evaluate_sequences(sequences, models, detector=args.detector, max_keypoints=args.max_keypoints or None,
                                  mr_size=args.mr_size, method=args.matcher, ratio=args.ratio,
                                  estimator=args.estimator, threshold=args.threshold, device=args.device,
-                                 progress=True)
+                                 progress=not args.quiet)
     summary = summarize(results)
     print(format_summary(summary))
     payload = {"evaluation": "sequences", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -15,8 +15,10 @@ COMMANDS: list[tuple] = [
     ("demo", "descnet.cli.demo", "the whole workflow on synthetic data, in minutes on a CPU (no downloads)"),
     ("models", "descnet.cli.models", "list the registered models"),
     ("train", "descnet.cli.train", "train a descriptor from a YAML config (checkpoints, resume, DDP)"),
-    ("describe", "descnet.cli.describe", "describe image keypoints with a model into an HDF5 features file"),
-    ("match", "descnet.cli.match", "match two images: descriptors, robust geometric check, picture, summary"),
+    ("describe", "descnet.cli.describe", "describe the keypoints of images or a folder into an HDF5 features file"),
+    ("pairs", "descnet.cli.pairs", "make a pair list (exhaustive or sequential) of a features file or image folder"),
+    ("match", "descnet.cli.match", "match two images (picture, summary) or a pair list of a features file"),
+    ("reconstruct", "descnet.cli.reconstruct", "structure from motion with COLMAP (pycolmap) from features + matches"),
     ("export", "descnet.cli.export", "export a model to TorchScript or ONNX (dynamic batch, checked)"),
     ("data", [
         ("download", "descnet.cli.data_download", "download and unpack Brown, HPatches, HPatches sequences/tasks"),
@@ -27,7 +29,8 @@ COMMANDS: list[tuple] = [
         ("brown", "descnet.cli.eval_brown", "Brown (UBC Phototour) FPR95 on the test pairs, ROC curves"),
         ("hpatches", "descnet.cli.eval_hpatches", "HPatches verification, matching, retrieval mAP; tables, figure"),
         ("sequences", "descnet.cli.eval_sequences", "image matching on sequences: MMA, homography accuracy"),
-    ], "benchmarks: Brown FPR95, HPatches tasks, image-sequence matching"),
+        ("sfm", "descnet.cli.eval_sfm", "compare descriptors by COLMAP reconstructions of one image folder"),
+    ], "benchmarks: Brown FPR95, HPatches tasks, image-sequence matching, structure from motion"),
 ]
 
 
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("descnet: interrupted", file=sys.stderr)
         return 130
-    except (CommandError, ValueError, KeyError, OSError, TypeError) as err:
+    except (CommandError, ValueError, KeyError, OSError, TypeError, ModuleNotFoundError) as err:
         if args.traceback or os.environ.get("DESCNET_TRACEBACK"):
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)

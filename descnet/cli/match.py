@@ -1,102 +1,128 @@
-"""Match two images: describe their keypoints, match the descriptors, verify with a robust geometric model.
+"""Match images: two images for a quick look, or every pair of a pair list from a features file.
 
-Writes into --out DIR:
-  matches.h5    keypoints, descriptors, matches, inlier mask and the estimated model
-                (layout: descnet.features_io; read it with descnet.features_io.read_matches)
-  matches.png   the two images side by side, inlier matches drawn, counts in the caption
+Two images (descnet match IMAGE1 IMAGE2 --out DIR): describe their keypoints, match the descriptors,
+verify with a robust geometric model, and write into DIR:
+  features.h5   both images' keypoints and descriptors   } hloc's layouts (descnet.features_io);
+  matches.h5    the pair's matches, inliers and model     } hloc and `descnet reconstruct` read them
+  matches.png   the two images side by side, inlier matches drawn (at most --max-lines, thin lines), the
+                caption naming the model, whether it is trained, and the counts
   summary.json  keypoints, matches, inliers, the estimated model and the seconds spent per stage
 
-The geometric model is a homography (planar scenes, rotations: the default) or a fundamental matrix
-(general 3D scenes), fitted by OpenCV's findHomography / findFundamentalMat with MAGSAC by default.
+A pair list (descnet match --features FEATURES.h5 --pairs PAIRS.txt --out MATCHES.h5): match every listed
+pair with the descriptors of the features file, in one pass, adding to MATCHES.h5 (pairs already in it are
+skipped, so an interrupted run resumes; same settings required, or --overwrite). `descnet pairs` makes
+exhaustive or sequential lists; any file of 'name0 name1' lines (hloc's) works.
+
+The geometric model is a homography (planar scenes, rotations: the default for two images) or a fundamental
+matrix (general 3D scenes: the default for pair lists), fitted by OpenCV's findHomography / findFundamentalMat
+with MAGSAC by default.
 
 examples:
   descnet match img1.png img2.png --model tfeat:tfeat-liberty.params --out out/pair
   descnet match a.jpg b.jpg --model runs/csa --matcher snn --ratio 0.9 --geometry fundamental --out out/ab
-  descnet match a.png b.png --model opencv-rootsift --out out/rootsift
+  descnet match a.png b.png --model opencv-rootsift --keypoints a.kp b.kp --draw-outliers --out out/rootsift
+  descnet match --features features.h5 --pairs pairs.txt --out matches.h5
 """
 from __future__ import annotations
 
 import argparse
 
 from descnet.cli.describe import add_common_arguments
+from descnet.choices import ESTIMATOR_NAMES, GEOMETRIES, MATCHERS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("image1", metavar="IMAGE1", help="first image (grey or RGB, 8 or 16 bit)")
-    parser.add_argument("image2", metavar="IMAGE2", help="second image")
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for matches.h5, matches.png, summary.json")
-    parser.add_argument("--keypoints1", metavar="FILE", help="keypoint file ('x y size angle' rows) for IMAGE1")
-    parser.add_argument("--keypoints2", metavar="FILE", help="keypoint file for IMAGE2")
+    from descnet.cli.common import add_quiet
+
+    parser.add_argument("images", nargs="*", metavar="IMAGE", help="the two images to match (grey or RGB, 8 or 16 bit)")
+    parser.add_argument("--features", metavar="FEATURES.h5", help="match the pairs of --pairs from this features file")
+    parser.add_argument("--pairs", metavar="PAIRS.txt", help="pair list: one 'name0 name1' line per pair")
+    parser.add_argument("--out", required=True, metavar="DIR|MATCHES.h5",
+                        help="two images: folder for features.h5, matches.h5, matches.png, summary.json; "
+                             "--pairs: the HDF5 matches file to add to (created if absent)")
+    parser.add_argument("--keypoints", nargs=2, metavar=("FILE1", "FILE2"),
+                        help="keypoint files ('x y size angle' rows) for IMAGE1 and IMAGE2 instead of detecting")
+    parser.add_argument("--keypoints1", help=argparse.SUPPRESS)  # before 0.2: one option per image
+    parser.add_argument("--keypoints2", help=argparse.SUPPRESS)
     add_common_arguments(parser)
-    parser.add_argument("--matcher", choices=("mnn", "snn", "smnn"), default="mnn",
+    # a pair list is matched from the features file: --model is needed (checked in run) only for two images
+    next(a for a in parser._actions if a.dest == "model").required = False
+    parser.add_argument("--matcher", choices=MATCHERS, default="mnn",
                         help="mutual nearest neighbours (default), ratio test, or both")
     parser.add_argument("--ratio", type=float, default=None,
                         help="ratio-test threshold for snn/smnn (default: 0.8 snn, 0.95 smnn)")
-    parser.add_argument("--geometry", choices=("homography", "fundamental"), default="homography",
-                        help="model fitted to the matches (default: homography)")
-    parser.add_argument("--estimator", choices=("magsac", "usac", "accurate", "prosac", "ransac", "lmeds"),
-                        default="magsac", help="OpenCV robust estimator (default: magsac = cv2.USAC_MAGSAC)")
+    parser.add_argument("--geometry", choices=tuple(GEOMETRIES), default=None,
+                        help="model fitted to the matches (default: homography for two images, fundamental "
+                             "for --pairs)")
+    parser.add_argument("--estimator", choices=ESTIMATOR_NAMES, default="magsac",
+                        help="OpenCV robust estimator (default: magsac = cv2.USAC_MAGSAC)")
     parser.add_argument("--threshold", type=float, default=None, metavar="PX",
                         help="inlier threshold in pixels (default: 3 for homography, 1 for fundamental)")
     parser.add_argument("--draw-outliers", action="store_true", help="also draw rejected matches (in red)")
+    parser.add_argument("--max-lines", type=int, default=300, metavar="N",
+                        help="draw at most N matches, a random subset when there are more (default: 300; 0 = all)")
+    parser.add_argument("--overwrite", action="store_true", help="--pairs: start a new --out file instead of adding")
+    add_quiet(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
-    from pathlib import Path
-
-    import cv2
-
     from descnet.cli.describe import check_common
-    from descnet.description import read_image
-    from descnet.features_io import write_matches
-    from descnet.io import atomic_path, write_json
-    from descnet.matching import draw_matches, match_pair
-    from descnet.runinfo import environment_info
 
     check_common(args)
     if args.ratio is not None and args.matcher == "mnn":
         raise ValueError("--ratio applies to --matcher snn or smnn, not mnn")
     if args.threshold is not None and args.threshold <= 0:
         raise ValueError(f"--threshold must be positive, got {args.threshold}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: exists and is not a folder")
+    if args.max_lines < 0:
+        raise ValueError(f"--max-lines must be >= 0 (0 = all), got {args.max_lines}")
+    if args.features or args.pairs:
+        return _run_pairs(args)
+    return _run_two(args)
 
-    start = time.perf_counter()
-    timings: dict[str, float] = {}
-    result = match_pair(args.image1, args.image2, model=args.model, keypoints1=args.keypoints1,
-                        keypoints2=args.keypoints2, detector=args.detector, max_keypoints=args.max_keypoints or None,
-                        mr_size=args.mr_size, method=args.matcher, ratio=args.ratio, geometry=args.geometry,
-                        estimator=args.estimator, threshold=args.threshold, device=args.device, timings=timings)
-    for image, kp_file, feats in ((args.image1, args.keypoints1, result.features1),
-                                  (args.image2, args.keypoints2, result.features2)):
-        if len(feats) == 0:
-            source = f"keypoint file {kp_file} has no rows" if kp_file else f"the {args.detector} detector found none"
-            raise ValueError(f"{image}: no keypoints to match ({source})")
 
-    label = result.features1.info.get("model", args.model)
-    n_matches, n_inliers = len(result.matches), int(result.inliers.sum())
-    caption = (f"{label} | keypoints {len(result.features1)} / {len(result.features2)} | matches {n_matches} | "
-               f"inliers {n_inliers} ({args.geometry}, {args.estimator})")
-    picture = draw_matches(read_image(args.image1), read_image(args.image2), result.points1, result.points2,
-                           result.inliers, caption, draw_outliers=args.draw_outliers)
-    ok, png = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise OSError("OpenCV could not encode matches.png")
-    summary = {
-        "image1": args.image1, "image2": args.image2, "model": label, "detector": result.features1.info["detector"],
-        "keypoints": [len(result.features1), len(result.features2)], "matches": n_matches, "inliers": n_inliers,
-        **result.settings, "model_found": result.model is not None,
-        "estimated_model": None if result.model is None else result.model.tolist(),
-        "seconds": {**timings, "total": time.perf_counter() - start},
-        "environment": environment_info(args.device),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    write_matches(out / "matches.h5", result)
-    with atomic_path(out / "matches.png") as tmp:
-        tmp.write_bytes(png.tobytes())
-    write_json(out / "summary.json", summary)
+def _run_pairs(args: argparse.Namespace) -> int:
+    from descnet.cli.common import output_file
+    from descnet.pairs import read_pairs
+    from descnet.pipeline import match_to_file
+
+    if not (args.features and args.pairs):
+        raise ValueError("give both --features FEATURES.h5 and --pairs PAIRS.txt to match a pair list")
+    if args.images:
+        raise ValueError(f"{args.images[0]}: give image files or --features/--pairs, not both (a pair list is "
+                         "matched from the descriptors of the features file)")
+    if args.keypoints or args.keypoints1 or args.keypoints2:
+        raise ValueError("--keypoints: a pair list uses the keypoints of the features file")
+    out = output_file(args.out, "matches.h5")
+    report = match_to_file(args.features, read_pairs(args.pairs), out, method=args.matcher, ratio=args.ratio,
+                           geometry=args.geometry or "fundamental", estimator=args.estimator,
+                           threshold=args.threshold, overwrite=args.overwrite, progress=not args.quiet)
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} pair(s) already in {out}")
+    print(f"matched {len(report.matched)} pair(s) in {report.seconds:.1f} s ({report.pairs_per_second:.1f} pairs/s): "
+          f"{report.mean_matches:.0f} matches, {report.mean_inliers:.0f} inliers per pair "
+          f"({args.geometry or 'fundamental'}, {args.estimator})")
+    print(f"wrote {out}" if report.matched else f"{out} already held every pair; nothing to do")
+    return 0
+
+
+def _run_two(args: argparse.Namespace) -> int:
+    from descnet.cli.common import output_dir
+    from descnet.pipeline import match_pair_to_dir
+
+    if len(args.images) != 2:
+        raise ValueError(f"give two images to match (got {len(args.images)}), or --features and --pairs")
+    if args.model is None:
+        raise ValueError("--model SPEC is needed to describe the two images")
+    if args.keypoints and (args.keypoints1 or args.keypoints2):
+        raise ValueError("--keypoints FILE1 FILE2 replaces --keypoints1/--keypoints2: give one or the other")
+    keypoints1, keypoints2 = args.keypoints or (args.keypoints1, args.keypoints2)
+    out = output_dir(args.out)
+    summary = match_pair_to_dir(
+        args.images[0], args.images[1], out, model=args.model, keypoints1=keypoints1, keypoints2=keypoints2,
+        detector=args.detector, max_keypoints=args.max_keypoints or None, mr_size=args.mr_size, method=args.matcher,
+        ratio=args.ratio, geometry=args.geometry or "homography", estimator=args.estimator, threshold=args.threshold,
+        device=args.device, draw_outliers=args.draw_outliers, max_lines=args.max_lines or None)
     seconds = ", ".join(f"{k} {v:.2f}" for k, v in summary["seconds"].items())
-    print(f"{caption}\nseconds: {seconds}\nwrote {out / 'matches.h5'}, {out / 'matches.png'}, {out / 'summary.json'}")
+    files = ", ".join(str(out / name) for name in ("features.h5", "matches.h5", "matches.png", "summary.json"))
+    print(f"{summary['caption']}\nseconds: {seconds}\nwrote {files}")
     return 0

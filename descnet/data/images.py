@@ -6,7 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_image"]
+__all__ = ["read_image", "IMAGE_SUFFIXES", "list_images", "read_image_list"]
+
+#: file name endings taken as images when a folder is listed (case-insensitive)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def read_image(path: str | os.PathLike, gray: bool | None = None) -> np.ndarray:
@@ -47,3 +50,51 @@ def _jpeg_complete(data: bytes) -> bool:
     """A JPEG is complete when an end-of-image marker (FFD9) follows its last start-of-scan (FFDA)."""
     last_scan = data.rfind(b"\xff\xda")
     return last_scan >= 0 and data.find(b"\xff\xd9", last_scan) >= 0
+
+
+def list_images(folder: str | os.PathLike) -> list[str]:
+    """The image files under ``folder`` (recursively, hidden files and folders skipped) -> relative names.
+
+    Names use ``/`` separators and are sorted; an image is a file whose name ends in :data:`IMAGE_SUFFIXES`.
+    Raises ``FileNotFoundError`` / ``ValueError`` for a missing folder or one without images.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise (ValueError if root.exists() else FileNotFoundError)(f"{root}: no such image folder")
+    names = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
+                names.append((Path(dirpath) / name).relative_to(root).as_posix())
+    if not names:
+        raise ValueError(f"{root}: no image files (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return sorted(names)
+
+
+def read_image_list(path: str | os.PathLike) -> list[str]:
+    """An image list file (hloc's): one relative image name per line; blank lines and ``#`` lines skipped.
+
+    Only the first field of a line is used (hloc's lists with intrinsics have more). Duplicates are an error.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such image list") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file of image names") from None
+    names, seen = [], set()
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name = line.split()[0]
+        if name in seen:
+            raise ValueError(f"{path}, line {number}: {name} is listed twice")
+        seen.add(name)
+        names.append(name)
+    if not names:
+        raise ValueError(f"{path}: lists no images")
+    return names
+

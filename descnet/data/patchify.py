@@ -125,7 +125,8 @@ class PatchifyOptions:
     Attributes:
         detectors: any of ``'dog'`` (OpenCV SIFT), ``'hessian'``, ``'harris'``.
         max_points: rows per sequence, strongest first (``None`` = all).
-        magnification: region half-side in units of the detected scale sigma (HPatches: 5).
+        magnification: region half-side in units of the detected scale sigma (HPatches: 5); `descnet data patches
+            --mr-size X` sets 2 X (describe and match size regions per unit of keypoint size = 2 sigma).
         min_sigma: detections with a smaller scale (pixels of image 1 after ``image_scale``) are dropped.
         max_overlap: regions whose circles overlap more than this (IoU) are merged.
         patch_size: output patch side (HPatches: 65).
@@ -709,7 +710,7 @@ def write_patch_dataset(sequences: str | os.PathLike | ImageSequences, out: str 
                 next_label += n
         if not summary["rows"]:
             raise ValueError(f"{seqs.root}: no patches from any sequence (every region left an image); try "
-                             f"a smaller --magnification or weaker jitter")
+                             f"a smaller --mr-size or weaker jitter")
         if brown is not None:
             patches64 = np.concatenate([p[0] for p in brown_parts])
             labels = np.concatenate([p[1] for p in brown_parts])

@@ -28,6 +28,7 @@ _LAZY = {
     "generate_verification_pairs": "descnet.eval.hpatches",
     "matching_map": "descnet.eval.hpatches",
     "evaluate_sequences": "descnet.eval.sequences",
+    "compare_sfm": "descnet.eval.sfm",
 }
 
 __all__ = sorted([*_LAZY, "fpr95", "fpr_at_recall"])

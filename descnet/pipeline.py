@@ -1,0 +1,321 @@
+"""Many images: describe a folder into a features file, match a pair list into a matches file.
+
+>>> describe_to_file({"a.jpg": "imgs/a.jpg", "b.jpg": "imgs/b.jpg"}, "features.h5", model="opencv-rootsift")
+>>> match_to_file("features.h5", [("a.jpg", "b.jpg")], "matches.h5")
+
+Both *add* to their output file (:func:`descnet.features_io.append_features`): images or pairs already in it
+are skipped, so an interrupted run (error, Ctrl-C) resumes where it stopped, and a file grows as images are
+added to a collection. Files follow hloc's layout (:mod:`descnet.features_io`), so hloc reads them and
+:mod:`descnet.colmap` turns them into a COLMAP reconstruction.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .data.images import list_images, read_image_list
+from .features_io import (Features, PairMatches, append_features, append_matches, check_image_name,
+                          list_feature_names, read_feature_info, read_features, unique_group_names)
+from .pairs import check_pairs
+
+__all__ = ["image_sources", "describe_to_file", "match_to_file", "match_pair_to_dir", "DescribeReport", "MatchReport",
+           "resolve_descriptor", "descriptor_settings"]
+
+
+def image_sources(paths: Sequence[str | os.PathLike], image_list: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Images to describe by name -> ``{name: file}``: the naming rule of every descnet command.
+
+    * one folder: every image under it (:func:`descnet.data.images.list_images`) or those of ``image_list``
+      (hloc's image lists), named by their path relative to the folder (hloc's names);
+    * image files: named by their file name, made unique with ``~2``, ``~3`` ... in order.
+
+    Folders and files cannot be mixed, and ``image_list`` needs exactly one folder.
+    """
+    paths = [Path(p) for p in paths]
+    folders = [p for p in paths if p.is_dir()]
+    if image_list is not None and (len(paths) != 1 or not folders):
+        raise ValueError("--image-list: give exactly one image folder, the one the listed names are relative to")
+    if folders:
+        if len(paths) != 1:
+            raise ValueError(f"{folders[0]}: give one image folder, or image files, not both or several folders")
+        root = folders[0]
+        names = list_images(root) if image_list is None else read_image_list(image_list)
+        for name in names:
+            check_image_name(name, f"{image_list or root}: image name")
+            if image_list is not None and not (root / name).is_file():
+                raise FileNotFoundError(f"{image_list}: {name} is not a file under {root}")
+        return {name: root / name for name in names}
+    if not paths:
+        raise ValueError("no images given")
+    return dict(zip(unique_group_names(paths), paths))
+
+
+def resolve_descriptor(model: Any) -> tuple[Any, str, str]:
+    """A model SPEC or module -> ``(what describe_images takes, table label, weights kind)``.
+
+    SPECs are resolved once here (the OpenCV baselines stay names); the label and the weights kind
+    (:func:`descnet.description.weights_kind`) come from the SPEC, not the resolved module.
+    """
+    from torch import nn
+
+    from .description import OPENCV_DESCRIPTORS, weights_kind
+    from .models import resolve_model, spec_label
+
+    if isinstance(model, nn.Module):
+        return model, str(getattr(model, "descnet_name", type(model).__name__)), weights_kind(model)
+    text = str(model)
+    if text in OPENCV_DESCRIPTORS:
+        return text, text, weights_kind(text)
+    return resolve_model(model), spec_label(model), weights_kind(text)
+
+
+def descriptor_settings(label: str, detector: str, mr_size: float | None) -> dict[str, Any]:
+    """The settings a features file records and checks when images are added: model, detector, mr_size."""
+    from .description import DETECTORS
+
+    key = detector.lower()
+    if key not in DETECTORS:
+        raise ValueError(f"unknown detector {detector!r}; choose one of: {', '.join(DETECTORS)}")
+    return {"model": label, "detector": key, "mr_size": float(DETECTORS[key].mr_size if mr_size is None else mr_size)}
+
+
+@dataclass(frozen=True)
+class DescribeReport:
+    """What :func:`describe_to_file` did: images ``described`` and ``skipped`` (already in the file), the
+    ``empty`` ones (no keypoints; stored with N = 0), keypoints written, seconds. ``elsewhere``: skipped names
+    whose stored image path is another file than the one given now (a renamed folder, or two folders with the
+    same image names: worth a look)."""
+
+    path: Path
+    described: list[str]
+    skipped: list[str]
+    empty: list[str]
+    keypoints: int
+    seconds: float
+    elsewhere: list[str] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        return len(self.described) / self.seconds if self.seconds > 0 else 0.0
+
+
+def describe_to_file(images: Mapping[str, str | os.PathLike], out: str | os.PathLike, *, model: Any,
+                     keypoints: Mapping[str, Any] | None = None, detector: str = "sift",
+                     max_keypoints: int | None = 2000, mr_size: float | None = None, device: str = "cpu",
+                     overwrite: bool = False, progress: bool = False,
+                     log: Callable[[str], None] | None = None) -> DescribeReport:
+    """Describe ``{name: image file}`` into the features file ``out``, adding to it and skipping names it holds.
+
+    Args:
+        images: image names (paths relative to the image folder; :func:`image_sources`) and their files.
+        out: the features file (:mod:`descnet.features_io`); created if absent. An existing file must have been
+            made with the same model, detector and region size (``ValueError`` otherwise) unless ``overwrite``.
+        model: a model SPEC, a module or ``opencv-sift`` / ``opencv-rootsift``; resolved once.
+        keypoints: optional ``{name: keypoints}`` (an ``(N, 4)`` array or a keypoint file) instead of detecting.
+        detector, max_keypoints, mr_size, device: as :func:`descnet.description.describe_images`.
+        overwrite: start a new file instead of adding to ``out``.
+        progress: a progress bar (images, images/s).
+        log: called with one line per image (file, keypoints, descriptor size, group); ``None``: silent. With a
+            progress bar pass ``tqdm.write`` so the lines go above it.
+
+    Images are read, detected and cut ``2 x threads`` at a time and described in one network pass each; the file
+    is replaced when all are done, or when the run stops early (error, Ctrl-C) with the images finished so far.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from .description import describe_images
+
+    start = time.perf_counter()
+    keypoints = dict(keypoints or {})
+    unknown = [name for name in keypoints if name not in images]
+    if unknown:
+        raise ValueError(f"keypoints given for {unknown[0]}, which is not among the images")
+    net, label, weights = resolve_descriptor(model)
+    settings = descriptor_settings(label, detector, mr_size)
+    described, skipped, empty, count = [], [], [], 0
+    with append_features(out, settings, overwrite=overwrite) as add:
+        todo = []
+        for name in images:
+            (skipped if name in add else todo).append(name)
+        per_call = 2 * max(1, torch.get_num_threads())  # one image per thread and step, one network pass
+        with tqdm(total=len(todo), desc="describe", unit="image", disable=not progress or not todo) as bar:
+            for first in range(0, len(todo), per_call):
+                part = todo[first:first + per_call]
+                feats = describe_images([images[n] for n in part], [keypoints.get(n) for n in part], model=net,
+                                        detector=detector, max_keypoints=max_keypoints, mr_size=settings["mr_size"],
+                                        device=device)
+                for name, f in zip(part, feats):
+                    f = replace(f, info={**f.info, "model": label, "weights": weights})
+                    add(name, f)
+                    described.append(name)
+                    count += len(f)
+                    if len(f) == 0:
+                        empty.append(name)
+                    if log is not None:
+                        note = ("no keypoints (stored empty)" if len(f) == 0
+                                else f"{len(f)} keypoints, {f.descriptors.shape[1]}-D descriptors")
+                        log(f"{images[name]}: {note} -> /{name}")
+                bar.update(len(part))
+    elsewhere = []
+    if skipped:
+        stored = read_feature_info(out, skipped)
+        elsewhere = [name for name in skipped if not _same_file(stored[name].get("image"), images[name])]
+    return DescribeReport(Path(out), described, skipped, empty, count, time.perf_counter() - start, elsewhere)
+
+
+def _same_file(stored: Any, given: str | os.PathLike) -> bool:
+    """Whether the image path a features file recorded is the file given now (paths as typed, or the same file)."""
+    if stored is None or str(stored) == str(given):
+        return True
+    try:
+        return Path(stored).exists() and Path(stored).samefile(given)
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class MatchReport:
+    """What :func:`match_to_file` did: pairs ``matched`` and ``skipped`` (already in the file), the mean
+    number of matches and inliers per matched pair, seconds."""
+
+    path: Path
+    matched: list[tuple[str, str]]
+    skipped: list[tuple[str, str]]
+    mean_matches: float
+    mean_inliers: float
+    seconds: float
+
+    @property
+    def pairs_per_second(self) -> float:
+        return len(self.matched) / self.seconds if self.seconds > 0 else 0.0
+
+
+def _feature_cache(path: Path, size: int) -> Callable[[str], Features]:
+    """``name -> Features`` read from ``path``, keeping the last ``size`` images in memory."""
+    cache: OrderedDict[str, Features] = OrderedDict()
+
+    def get(name: str) -> Features:
+        if name in cache:
+            cache.move_to_end(name)
+        else:
+            cache[name] = read_features(path, [name])[name]
+            if len(cache) > size:
+                cache.popitem(last=False)
+        return cache[name]
+
+    return get
+
+
+def match_to_file(features: str | os.PathLike, pairs: Sequence[tuple[str, str]], out: str | os.PathLike, *,
+                  method: str = "mnn", ratio: float | None = None, geometry: str = "fundamental",
+                  estimator: str = "magsac", threshold: float | None = None, overwrite: bool = False,
+                  progress: bool = False, cache_size: int = 64) -> MatchReport:
+    """Match the listed pairs of a features file into the matches file ``out``, adding to it.
+
+    Each pair: :func:`descnet.matching.match` (``method``, ``ratio``) on the stored descriptors, then
+    :func:`descnet.matching.verify` (``geometry``, ``estimator``, ``threshold``; fundamental matrix by default,
+    the model of a general 3D scene). Pairs ``out`` already holds (in either order) are skipped; an existing
+    ``out`` must have the same settings unless ``overwrite``. Every name must be an image of ``features``.
+    ``cache_size`` images are kept in memory (list pairs image by image, as exhaustive and sequential lists do).
+    """
+    from tqdm.auto import tqdm
+
+    from .matching import DEFAULT_RATIO, GEOMETRIES, match, verify
+
+    start = time.perf_counter()
+    features = Path(features)
+    pairs = check_pairs(pairs, list_feature_names(features), source=f"pairs of {features}")
+    if geometry not in GEOMETRIES:
+        raise ValueError(f"unknown geometry {geometry!r}; choose one of: {', '.join(GEOMETRIES)}")
+    settings = {"matcher": method, "ratio": DEFAULT_RATIO.get(method) if ratio is None else float(ratio),
+                "geometry": geometry, "estimator": estimator,
+                "threshold": GEOMETRIES[geometry][1] if threshold is None else float(threshold)}
+    get = _feature_cache(features, max(2, cache_size))
+    matched, skipped, counts = [], [], []
+    with append_matches(out, settings, overwrite=overwrite) as add:
+        todo = []
+        for pair in pairs:
+            (skipped if pair in add else todo).append(pair)
+        for name0, name1 in tqdm(todo, desc="match", unit="pair", disable=not progress or not todo):
+            f0, f1 = get(name0), get(name1)
+            m = match(f0.descriptors, f1.descriptors, method, ratio)
+            v = verify(f0.keypoints[m.indices[:, 0], :2], f1.keypoints[m.indices[:, 1], :2], geometry, estimator,
+                       threshold)
+            add(name0, name1, PairMatches(m.indices, m.distances, v.inliers, v.model, settings,
+                                          num_keypoints=(len(f0), len(f1))))
+            matched.append((name0, name1))
+            counts.append((len(m.indices), int(v.inliers.sum())))
+    mean = np.mean(counts, axis=0) if counts else np.zeros(2)
+    return MatchReport(Path(out), matched, skipped, float(mean[0]), float(mean[1]), time.perf_counter() - start)
+
+
+def match_pair_to_dir(image1: str | os.PathLike, image2: str | os.PathLike, out: str | os.PathLike, *, model: Any,
+                      keypoints1: Any = None, keypoints2: Any = None, detector: str = "sift",
+                      max_keypoints: int | None = 2000, mr_size: float | None = None, method: str = "mnn",
+                      ratio: float | None = None, geometry: str = "homography", estimator: str = "magsac",
+                      threshold: float | None = None, device: str = "cpu", draw_outliers: bool = False,
+                      max_lines: int | None = 300) -> dict[str, Any]:
+    """Match two images for a quick look; write four files into the folder ``out`` -> the summary.
+
+    ``features.h5`` (both images, named by file name) and ``matches.h5`` (the pair), in the layouts of
+    :mod:`descnet.features_io`; ``matches.png`` (:func:`descnet.matching.draw_matches`, the caption naming the
+    model, whether it is trained, and the counts); ``summary.json`` (keypoints, matches, inliers, the estimated
+    model, seconds per stage, environment). Arguments as :func:`descnet.matching.match_pair`; ``ValueError`` for
+    an image without keypoints. All results are computed before anything is written.
+    """
+    import cv2
+
+    from .data.images import read_image
+    from .features_io import write_features, write_matches
+    from .io import atomic_path, write_json
+    from .matching import draw_matches, match_pair
+    from .runinfo import environment_info
+
+    start = time.perf_counter()
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder")
+    net, label, weights = resolve_descriptor(model)
+    timings = {"load_model": time.perf_counter() - start}
+    result = match_pair(image1, image2, model=net, keypoints1=keypoints1, keypoints2=keypoints2, detector=detector,
+                        max_keypoints=max_keypoints, mr_size=mr_size, method=method, ratio=ratio, geometry=geometry,
+                        estimator=estimator, threshold=threshold, device=device, timings=timings)
+    for image, kp, feats in ((image1, keypoints1, result.features1), (image2, keypoints2, result.features2)):
+        if len(feats) == 0:
+            source = (f"keypoint file {kp} has no rows" if isinstance(kp, (str, os.PathLike))
+                      else "the given keypoints are empty" if kp is not None else f"the {detector} detector found none")
+            raise ValueError(f"{image}: no keypoints to match ({source})")
+    names = unique_group_names([image1, image2])
+    feats = [replace(f, info={**f.info, "model": label, "weights": weights})
+             for f in (result.features1, result.features2)]
+    n_matches, n_inliers = len(result.matches), int(result.inliers.sum())
+    caption = (f"{label} ({weights}) | keypoints {len(feats[0])} / {len(feats[1])} | matches {n_matches} | "
+               f"inliers {n_inliers} ({geometry}, {estimator})")
+    picture = draw_matches(read_image(image1), read_image(image2), result.points1, result.points2, result.inliers,
+                           caption, draw_outliers=draw_outliers, max_lines=max_lines)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError("OpenCV could not encode matches.png")
+    summary = {
+        "image1": str(image1), "image2": str(image2), "names": names, "model": label, "weights": weights,
+        "detector": feats[0].info["detector"], "keypoints": [len(feats[0]), len(feats[1])], "matches": n_matches,
+        "inliers": n_inliers, **result.settings, "model_found": result.model is not None,
+        "estimated_model": None if result.model is None else result.model.tolist(), "caption": caption,
+        "seconds": {**timings, "total": time.perf_counter() - start}, "environment": environment_info(device),
+    }
+    settings = descriptor_settings(label, detector, mr_size)
+    out.mkdir(parents=True, exist_ok=True)
+    write_features(out / "features.h5", dict(zip(names, feats)), settings)
+    write_matches(out / "matches.h5", {(names[0], names[1]): replace(result, features1=None, features2=None)},
+                  result.settings)
+    with atomic_path(out / "matches.png") as tmp:
+        tmp.write_bytes(png.tobytes())
+    write_json(out / "summary.json", summary)
+    return summary
