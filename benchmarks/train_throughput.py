@@ -41,7 +41,7 @@ def end_to_end(name: str, data: PatchPoints, args) -> dict:
     overrides = [f"model.name={name}", f"batch_size={args.batch_size}", f"pairs_per_epoch={args.batch_size * args.steps}",
                  "epochs=1", "augmentation.flip=true", "augmentation.rot90=true", "runtime.progress=false",
                  f"runtime.amp={args.amp}", f"runtime.device={args.device}", "runtime.checkpoint_every=0",
-                 f"runtime.log_every={args.steps}", f"runtime.channels_last={str(args.channels_last).lower()}"]
+                 f"runtime.log_every={args.steps}", f"runtime.channels_last={str(not args.nchw).lower()}"]
     stamps: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as run:
         trainer = Trainer(load_config(None, overrides), f"{run}/run", data=data,
@@ -94,7 +94,7 @@ def compute_only(name: str, args) -> dict:
     device = _device(args)
     torch.manual_seed(0)
     model = create_model(name).to(device).train()
-    if args.channels_last:
+    if not args.nchw:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, dampening=0.9, weight_decay=1e-4)
     a = torch.rand(args.batch_size, 1, 32, 32, device=device)
@@ -127,7 +127,7 @@ def main() -> None:
     parser.add_argument("--amp", default="auto", choices=("auto", "none", "bf16", "fp16"),
                         help="autocast precision (default: auto, i.e. bf16 only where the CPU computes it natively)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--nchw", action="store_true", help="NCHW activations (default: channels-last, as training)")
     parser.add_argument("--models", default="hardnet,hardnet-csa")
     args = parser.parse_args()
     if args.steps < 3:

@@ -22,6 +22,7 @@ import numpy as np
 from .data.images import list_images, read_image_list
 from .features_io import (Features, PairMatches, append_features, append_matches, check_image_name,
                           list_feature_names, read_feature_info, read_features, unique_group_names)
+from .models.pretrained import DEFAULT_MODEL
 from .pairs import check_pairs
 
 __all__ = ["image_sources", "describe_to_file", "match_to_file", "match_pair_to_dir", "DescribeReport", "MatchReport",
@@ -64,11 +65,11 @@ def resolve_descriptor(model: Any) -> tuple[Any, str, str]:
     """
     from torch import nn
 
-    from .description import OPENCV_DESCRIPTORS, weights_kind
+    from .description import OPENCV_DESCRIPTORS, _model_label, weights_kind
     from .models import resolve_model, spec_label
 
     if isinstance(model, nn.Module):
-        return model, str(getattr(model, "descnet_name", type(model).__name__)), weights_kind(model)
+        return model, _model_label(model), weights_kind(model)
     text = str(model)
     if text in OPENCV_DESCRIPTORS:
         return text, text, weights_kind(text)
@@ -105,7 +106,7 @@ class DescribeReport:
         return len(self.described) / self.seconds if self.seconds > 0 else 0.0
 
 
-def describe_to_file(images: Mapping[str, str | os.PathLike], out: str | os.PathLike, *, model: Any,
+def describe_to_file(images: Mapping[str, str | os.PathLike], out: str | os.PathLike, *, model: Any = DEFAULT_MODEL,
                      keypoints: Mapping[str, Any] | None = None, detector: str = "sift",
                      max_keypoints: int | None = 2000, mr_size: float | None = None, device: str = "cpu",
                      overwrite: bool = False, progress: bool = False,

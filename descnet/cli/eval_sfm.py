@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("images", metavar="IMAGES", help="the image folder")
     parser.add_argument("--model", action="append", default=[], metavar="SPEC",
-                        help="model SPEC to compare (repeat); opencv-sift / opencv-rootsift name OpenCV's descriptors")
+                        help="model SPEC to compare (repeat; default: descnet-hardnet, the shipped default); "
+                             "opencv-sift / opencv-rootsift name OpenCV's descriptors")
     parser.add_argument("--no-baselines", action="store_true", help="do not add OpenCV's RootSIFT")
     parser.add_argument("--no-colmap", action="store_true", help="do not add COLMAP's own SIFT pipeline")
     parser.add_argument("--image-list", metavar="FILE", help="only the images named in FILE (relative to IMAGES)")
@@ -59,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
     if args.max_keypoints < 1:
         raise ValueError(f"--max-keypoints must be at least 1, got {args.max_keypoints}")
     ratio = None if args.matcher == "mnn" else args.ratio
-    specs = list(dict.fromkeys(args.model + ([] if args.no_baselines else ["opencv-rootsift"])))
+    from descnet.models.pretrained import DEFAULT_MODEL
+
+    specs = list(dict.fromkeys((args.model or [DEFAULT_MODEL]) + ([] if args.no_baselines else ["opencv-rootsift"])))
     models = {}
     for spec in specs:
         label = model_label(spec)

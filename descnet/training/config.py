@@ -76,7 +76,8 @@ DEFAULTS: dict[str, Any] = {
         "device": "auto",         # auto | cpu | cuda | cuda:N
         "amp": "auto",            # auto (bf16 where the CPU/GPU computes it natively, else float32 on the
                                   # CPU, fp16 on old GPUs) | none | bf16 | fp16 (CUDA only); descnet.precision
-        "channels_last": False,
+        "channels_last": True,    # NHWC activations: oneDNN's and cuDNN's fast layout (CPU: 1.2-1.5x for
+                                  # hardnet, fp32 and bf16; hardnet-csa ~1.04x)
         "compile": False,         # torch.compile the model
         "threads": 0,             # torch CPU threads (0: torch's default)
         "prefetch": 4,            # batches assembled ahead by the data thread
