@@ -13,7 +13,21 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "atomic_dir", "write_json", "read_json", "user_cache_dir"]
+__all__ = ["atomic_path", "atomic_dir", "write_json", "read_json", "user_cache_dir", "read_text_rows"]
+
+
+def read_text_rows(path: str | os.PathLike, what: str) -> list[tuple[int, list[str]]]:
+    """The rows of a small text list file: ``[(line number, white-space separated fields), ...]``, blank lines
+    and ``#`` comments skipped. ``what`` names the content in errors (``"image list"``, ``"pair file"``)."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such {what}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (expected a {what})") from None
+    return [(number, line.split()) for number, line in enumerate(lines, 1)
+            if line.strip() and not line.strip().startswith("#")]
 
 
 def user_cache_dir() -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .choices import PAIR_MODES
-from .io import atomic_path
+from .io import atomic_path, read_text_rows
 
 __all__ = ["PAIR_MODES", "exhaustive_pairs", "sequential_pairs", "make_pairs", "read_pairs", "write_pairs",
            "check_pairs"]
@@ -73,22 +73,11 @@ def check_pairs(pairs: Iterable[tuple[str, str]], names: Iterable[str] | None = 
 
 def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
     """Read a pair file (module docstring) -> ``[(name0, name1), ...]`` in file order, repeats dropped."""
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such pair file") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a text file of 'name0 name1' lines") from None
     pairs = []
-    for number, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        fields = line.split()
+    for number, fields in read_text_rows(path, "pair file of 'name0 name1' lines"):
         if len(fields) != 2:
             raise ValueError(f"{path}, line {number}: expected two image names 'name0 name1', got {len(fields)} "
-                             f"field(s): {line[:80]!r}")
+                             f"field(s): {' '.join(fields)[:80]!r}")
         pairs.append((fields[0], fields[1]))
     if not pairs:
         raise ValueError(f"{path}: lists no pairs")

@@ -127,11 +127,11 @@ def card(run: Path, name: str, eval_dir: Path) -> Path:
         f"Adam lr {config['optimizer']['lr']} decayed linearly, batch {config['batch_size']}, "
         f"{config['epochs']} x {config['pairs_per_epoch']:,} pairs, seed {config['seed']}, precision "
         f"{(training.get('precision') or {}).get('amp', '?')})",
-        f"- command: `tools/train_descnet_weights.sh ../shared/data runs/{name} {model['name']}` then "
-        f"`python tools/ship_weights.py pack runs/{name} {name}`, `tools/eval_heldout.sh ../shared/data runs/{name} {name}`, "
-        f"`python tools/ship_weights.py card runs/{name} {name} runs/{name}`",
+        f"- command: `PACK=1 tools/train_descnet_weights.sh ../shared/data runs/{name} {model['name']}` (trains or "
+        f"resumes, packs the last checkpoint here, evaluates this file with `tools/eval_heldout.sh` and writes this "
+        f"card); the run's own command lines, with any runtime options: `runs/{name}/environment.json`",
         f"- code version: commit {code.get('commit', '?')}{' (with uncommitted changes)' if code.get('dirty') else ''}",
-        f"- trained on: {machine.get('cpu')} ({machine.get('cpu_kind')}), {machine.get('torch_threads')} threads, no GPU; "
+        f"- trained on: {machine.get('cpu')} ({machine.get('cpu_kind')}), {machine.get('cpu_count')} cores, no GPU; "
         f"{minutes:.1f} min of training" if minutes else "", 
         f"  at ~{training['pairs_per_s']:.0f} pairs/s; the shipped file is the last checkpoint (step {info['step']}), "
         f"not chosen on held-out data",

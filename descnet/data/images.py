@@ -77,19 +77,11 @@ def read_image_list(path: str | os.PathLike) -> list[str]:
 
     Only the first field of a line is used (hloc's lists with intrinsics have more). Duplicates are an error.
     """
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such image list") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a text file of image names") from None
+    from descnet.io import read_text_rows
+
     names, seen = [], set()
-    for number, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        name = line.split()[0]
+    for number, fields in read_text_rows(path, "image list"):
+        name = fields[0]
         if name in seen:
             raise ValueError(f"{path}, line {number}: {name} is listed twice")
         seen.add(name)
