@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "atomic_dir", "write_json", "read_json", "user_cache_dir"]
+__all__ = ["atomic_path", "atomic_dir", "write_json", "read_json", "user_cache_dir", "check_output_parents"]
 
 
 def user_cache_dir() -> Path:
@@ -22,6 +22,19 @@ def user_cache_dir() -> Path:
         return Path(os.environ["DESCNET_CACHE"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base).expanduser() / "descnet"
+
+
+def check_output_parents(path: str | os.PathLike, what: str = "--out") -> None:
+    """Check up front (before any work) that ``path`` can be created: the nearest existing path above it
+    must be a folder (not a file) we can write into. ``what`` names the option in the error."""
+    path = Path(path)
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{what} {path}: {parent} is a file, not a folder; choose another path")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ValueError(f"{what} {path}: cannot write into {parent} (permission denied); choose another path")
+            return
 
 
 @contextlib.contextmanager
@@ -54,6 +67,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; give it the mode a plain mkdir would
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -401,3 +401,25 @@ def test_model_init_starts_from_a_trained_run(tmp_path):
                            "model.init": f"hardnet-csa:{tmp_path / 'csa32.pt'}"}), tmp_path / "c", data=data)
     with pytest.raises(ValueError, match="no parameter name in common"):
         Trainer(_config(**{"model.init": str(tmp_path / "a")}), tmp_path / "d", data=data)
+
+
+def test_set_numbers_follow_yaml_1_2_and_errors_blame_the_set_item(tmp_path):
+    from descnet.training.config import parse_override
+
+    assert parse_override("optimizer.lr=1e-3") == ("optimizer.lr", 1e-3)
+    assert parse_override("optimizer.lr=1.5E3") == ("optimizer.lr", 1500.0)
+    assert parse_override("loss.margin=.5e-1") == ("loss.margin", 0.05)
+    assert parse_override("data.root=1e3x") == ("data.root", "1e3x") and parse_override("seed=7") == ("seed", 7)
+    assert load_config(None, ["optimizer.lr=1e-3"])["optimizer"]["lr"] == 1e-3
+    good = tmp_path / "good.yaml"
+    good.write_text("optimizer: {lr: 2e-2}\n")
+    assert load_config(good)["optimizer"]["lr"] == 0.02
+    with pytest.raises(ValueError, match=r"^--set optimizer\.lr=abc: optimizer\.lr must be a number"):
+        load_config(good, ["seed=3", "optimizer.lr=abc"])
+    with pytest.raises(ValueError, match=r"^--set batch_size=-3: batch_size must be an integer >= 2"):
+        load_config(good, ["batch_size=-3"])
+    with pytest.raises(ValueError, match=r"^--set optimizer=\{lr: x\}: optimizer\.lr must be a number"):
+        load_config(good, ["optimizer={lr: x}"])
+    good.write_text("optimizer: {lr: x}\n")
+    with pytest.raises(ValueError, match=r"good\.yaml: optimizer\.lr must be a number"):
+        load_config(good, ["seed=3"])

@@ -38,6 +38,10 @@ def parse_size(text: str) -> tuple[int, int]:
         w, h = (int(p) for p in parts)
     except ValueError:
         raise ValueError(f"--size must look like 640x480, got {text!r}") from None
+    from descnet.data.synth import MAX_SIDE
+
+    if not (64 <= w <= MAX_SIDE and 64 <= h <= MAX_SIDE):
+        raise ValueError(f"--size {text}: each side must be from 64 to {MAX_SIDE} pixels")
     return w, h
 
 

@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
+    from descnet.inference import check_device
     from descnet.data.phototour import DEFAULT_PAIRS, PhotoTour
     from descnet.eval.fpr95 import fpr95
     from descnet.eval.metrics import roc
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from descnet.models import resolve_model, spec_label
     from descnet.runinfo import environment_info
 
+    check_device(args.device, "--device")
     labels = [spec_label(s) for s in args.model]
     dupes = sorted({lb for lb in labels if labels.count(lb) > 1})
     if dupes:

@@ -127,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     import datetime as dt
     from pathlib import Path
 
+    from descnet.inference import check_device
     from descnet.data.hpatches import (GENERATED_FILE, TASKS_HINT, HPatches, find_tasks_dir,
                                        read_generated_tasks, read_retrieval_task, read_split,
                                        read_verification_pairs, verification_pairs_paths,
@@ -139,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
     from descnet.models import spec_label
     from descnet.runinfo import environment_info
 
+    check_device(args.device, "--device")
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     unknown = [t for t in tasks if t not in TASKS]
     if unknown or not tasks:

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     import datetime as dt
     from pathlib import Path
 
+    from descnet.inference import check_device
     from descnet.cli.describe import check_common, load_model
     from descnet.data.sequences import ImageSequences
     from descnet.eval.sequences import (evaluate_sequences, format_summary, model_label, pair_rows, plot_mma,
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from descnet.matching import ESTIMATORS
     from descnet.runinfo import environment_info
 
+    check_device(args.device, "--device")
     check_common(args)
     if args.estimator not in ESTIMATORS:
         raise ValueError(f"--estimator {args.estimator}: unknown; choose one of: {', '.join(ESTIMATORS)}")

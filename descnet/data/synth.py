@@ -36,6 +36,10 @@ __all__ = ["SynthOptions", "procedural_image", "viewpoint_homography", "illumina
 MARKER = "synth.json"
 
 
+#: the largest image side :class:`SynthOptions` accepts (a 4096x4096 sequence needs about 2 GB of memory)
+MAX_SIDE = 4096
+
+
 @dataclass(frozen=True)
 class SynthOptions:
     """How strong each change is. "Largest" values are reached at the last image of a sequence.
@@ -74,6 +78,9 @@ class SynthOptions:
         w, h = self.size
         if w < 64 or h < 64:
             raise ValueError(f"size must be at least 64x64, got {w}x{h}")
+        if w > MAX_SIDE or h > MAX_SIDE:
+            raise ValueError(f"size {w}x{h}: at most {MAX_SIDE} pixels a side (the scene behind a sequence is "
+                             f"larger still and is held in memory); choose a smaller size")
         if self.num_images < 2:
             raise ValueError(f"num_images must be at least 2, got {self.num_images}")
         if self.zoom < 1 or self.gain < 1 or self.gamma < 1:

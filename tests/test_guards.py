@@ -1,0 +1,97 @@
+"""Guards against silently wrong results and clean errors instead of tracebacks (issue 15)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from descnet.cli.main import main
+from descnet.inference import NonFiniteDescriptorsError, check_device, describe_patches
+from descnet.models import create_model
+
+
+def _poisoned(tmp_path: Path) -> Path:
+    """A descnet checkpoint of tfeat whose first convolution is NaN."""
+    model = create_model("tfeat")
+    state = model.state_dict()
+    state[next(iter(state))].fill_(float("nan"))
+    ckpt = {"descnet": 1, "model": {"name": "tfeat", "options": dict(model.descnet_options)}, "state_dict": state}
+    torch.save(ckpt, tmp_path / "nan.pt")
+    return tmp_path / "nan.pt"
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_non_finite_descriptors_are_refused_naming_the_model(tmp_path):
+    from descnet.models import resolve_model
+
+    spec = str(_poisoned(tmp_path))
+    model = resolve_model(spec)
+    patches = np.random.default_rng(0).integers(0, 255, (5, 32, 32), dtype=np.uint8)
+    for backend in ("eager", "fused"):
+        with pytest.raises(NonFiniteDescriptorsError, match=rf"model {spec}: 5 of 5 descriptors are not finite"):
+            describe_patches(model, patches, backend=backend)
+
+
+def test_describe_and_export_refuse_a_poisoned_checkpoint(tmp_path, capsys):
+    import cv2
+
+    spec = str(_poisoned(tmp_path))
+    image = (np.random.default_rng(1).random((96, 96)) * 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), image)
+    assert main(["describe", str(tmp_path / "a.png"), "--model", spec, "--out", str(tmp_path / "f.h5"),
+                 "--quiet"]) == 2
+    assert "descriptors are not finite" in _error(capsys) and not (tmp_path / "f.h5").exists()
+    assert main(["export", "--model", spec, "--format", "torchscript", "--out", str(tmp_path / "m.pt")]) == 2
+    assert f"model {spec}: 3 of 3 descriptors are not finite" in _error(capsys)
+    assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch without a usable GPU")
+def test_device_cuda_without_cuda_is_a_clean_error(tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"device cuda: CUDA is not available: .*; use cpu"):
+        describe_patches(create_model("tfeat"), np.zeros((2, 32, 32), np.uint8), device="cuda")
+    with pytest.raises(ValueError, match=r"--device nonsense: not a torch device"):
+        check_device("nonsense", "--device")
+    assert main(["describe", str(tmp_path), "--device", "cuda", "--out", str(tmp_path / "f.h5")]) == 2
+    assert "describe: error: --device cuda: CUDA is not available" in _error(capsys)
+
+
+def test_outputs_are_checked_before_any_work(tmp_path, capsys):
+    (tmp_path / "afile").write_text("mine")
+    assert main(["describe", str(tmp_path), "--out", str(tmp_path / "afile" / "x.h5")]) == 2
+    assert f"--out {tmp_path / 'afile' / 'x.h5'}: {tmp_path / 'afile'} is a file, not a folder" in _error(capsys)
+    (tmp_path / "dir").mkdir()
+    assert main(["export", "--model", "tfeat:random", "--format", "onnx", "--out", str(tmp_path / "dir")]) == 2
+    assert f"--out {tmp_path / 'dir'}: is a folder" in _error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "dir"] and not any((tmp_path / "dir").iterdir())
+
+
+def test_folders_descnet_creates_get_the_umask(tmp_path):
+    from descnet.io import atomic_dir
+
+    old = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "out") as tmp:
+            (tmp / "x").write_text("1")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755
+
+
+def test_synth_size_is_limited_up_front(tmp_path, capsys):
+    assert main(["data", "synth", "--out", str(tmp_path / "s"), "--size", "100000x100000"]) == 2
+    assert "--size 100000x100000: each side must be from 64 to 4096 pixels" in _error(capsys)
+    assert not (tmp_path / "s").exists()
+    from descnet.data.synth import SynthOptions
+
+    with pytest.raises(ValueError, match="size 5000x64: at most 4096 pixels a side"):
+        SynthOptions(size=(5000, 64))
