@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "atomic_dir", "write_json", "read_json", "user_cache_dir", "check_output_parents"]
+__all__ = ["atomic_path", "atomic_dir", "write_json", "read_json", "user_cache_dir", "check_output_parents",
+           "result_set", "ResultSet", "read_manifest", "recover_result_sets", "MANIFEST"]
 
 
 def user_cache_dir() -> Path:
@@ -112,3 +113,173 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, (set, tuple)):
         return list(obj)
     raise TypeError(f"cannot write {type(obj).__name__} as JSON")
+
+
+# ------------------------------------------------------------------------------- result sets as a unit
+
+#: the file listing what descnet wrote into a result folder (``--overwrite`` removes only these)
+MANIFEST = ".descnet-manifest.json"
+_STAGING = ".descnet-staging-"
+_COMMIT = "commit.json"
+
+
+class ResultSet:
+    """The staging side of :func:`result_set`: write the files of a command under :attr:`dir` (same
+    relative names as in the result folder); they are moved into the folder together at the end.
+
+    Attributes: ``folder`` (the result folder), ``dir`` (the staging folder, ``folder/.descnet-staging-*/new``),
+    ``previous`` (the names the manifest of the folder listed before this command: descnet's earlier files).
+    """
+
+    def __init__(self, folder: Path, staging: Path, previous: list[str]) -> None:
+        self.folder, self.staging, self.dir, self.previous = folder, staging, staging / "new", previous
+
+    def path(self, name: str) -> Path:
+        """Where to write the result ``name`` (a relative file or folder name)."""
+        path = self.dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def read_manifest(folder: str | os.PathLike) -> list[str]:
+    """The names descnet wrote into ``folder`` (its :data:`MANIFEST`; empty when there is none)."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return []
+    try:
+        files = json.loads(path.read_text()).get("files", [])
+    except (ValueError, AttributeError):
+        return []
+    return [f for f in files if isinstance(f, str) and _safe_name(f)]
+
+
+def _safe_name(name: str) -> bool:
+    parts = Path(name).parts
+    return bool(parts) and not Path(name).is_absolute() and ".." not in parts
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_result_sets(folder: str | os.PathLike) -> None:
+    """Finish or undo the result sets of killed commands in ``folder``: a staging folder whose commit record
+    was written is moved in (the complete new set), one without it is removed (the old set stays).
+    Staging folders of running processes are left alone."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for staging in sorted(folder.glob(f"{_STAGING}*")):
+        pid = staging.name[len(_STAGING):].split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+            continue
+        if (staging / _COMMIT).is_file():
+            try:
+                record = json.loads((staging / _COMMIT).read_text())
+            except ValueError:
+                record = None
+            if record is not None:
+                _move_in(folder, staging, record, rollback=False)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_in(folder: Path, staging: Path, record: dict, rollback: bool = True) -> None:
+    """Move the new files of ``record`` into ``folder`` (earlier versions to ``staging/old``), remove the
+    names of ``record['remove']``, write the manifest. On an error (``rollback``) the old set is restored."""
+    old = staging / "old"
+    old.mkdir(exist_ok=True)
+    done: list[str] = []
+    try:
+        for name in record["files"]:
+            src, dst = staging / "new" / name, folder / name
+            if not src.exists() and not src.is_symlink():
+                continue  # moved before a kill (roll forward)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            _set_aside(dst, old / name)
+            os.replace(src, dst)
+            done.append(name)
+        for name in record["remove"]:
+            _set_aside(folder / name, old / name)
+        _write_manifest(folder, staging, record["manifest"])
+    except BaseException:
+        if rollback:
+            _restore(folder, old, done, record)
+        raise
+
+
+def _set_aside(path: Path, backup: Path) -> None:
+    if path.exists() or path.is_symlink():
+        backup.parent.mkdir(parents=True, exist_ok=True)
+        if backup.exists():
+            shutil.rmtree(backup) if backup.is_dir() else backup.unlink()
+        os.replace(path, backup)
+
+
+def _restore(folder: Path, old: Path, done: list[str], record: dict) -> None:
+    """Undo :func:`_move_in` after an error: new files out, earlier versions back."""
+    for name in done:
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    for name in [*record["files"], *record["remove"]]:
+        if (old / name).exists() or (old / name).is_symlink():
+            os.replace(old / name, folder / name)
+
+
+def _write_manifest(folder: Path, staging: Path, files: list[str]) -> None:
+    """Write the manifest in the staging folder and rename it into ``folder`` (a kill leaves no temp file)."""
+    tmp = staging / MANIFEST
+    tmp.write_text(json.dumps({"descnet": 1, "files": sorted(files)}, indent=2) + "\n")
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, folder / MANIFEST)
+
+
+@contextlib.contextmanager
+def result_set(folder: str | os.PathLike, overwrite: bool = False) -> Iterator[ResultSet]:
+    """Write the files of one command into ``folder`` as a unit: all new, or (after an error or a kill at
+    any moment) all as before.
+
+    Files are written under the yielded :class:`ResultSet`'s ``dir`` (a hidden staging folder in ``folder``);
+    when the block ends without an error, a commit record is written and the files are moved in (each
+    earlier version set aside, restored on an error). The folder's :data:`MANIFEST` lists every name
+    descnet wrote there. A later :func:`result_set` (or :func:`recover_result_sets`) finishes a move
+    that was killed after its commit record, and removes staging folders of runs killed before it.
+
+    ``overwrite``: also remove the names of the earlier manifest that the new set does not hold (what
+    descnet wrote there before; never other files). Otherwise earlier results stay beside the new ones.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    recover_result_sets(folder)
+    staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", dir=folder))
+    (staging / "new").mkdir()
+    previous = read_manifest(folder)
+    results = ResultSet(folder, staging, previous)
+    try:
+        yield results
+        _fix_modes(results.dir)
+        files = sorted(p.name for p in results.dir.iterdir())
+        remove = sorted(set(previous) - set(files)) if overwrite else []
+        manifest = sorted((set(previous) - set(remove)) | set(files))
+        record = {"files": files, "remove": remove, "manifest": manifest}
+        with atomic_path(staging / _COMMIT) as tmp:
+            tmp.write_text(json.dumps(record))
+        _move_in(folder, staging, record)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fix_modes(root: Path) -> None:
+    """Give the staged folders the mode a plain mkdir would (``mkdtemp`` makes 0700)."""
+    mode = 0o777 & ~_umask()
+    for path in [root, *root.rglob("*")]:
+        if path.is_dir() and not path.is_symlink():
+            os.chmod(path, mode)
