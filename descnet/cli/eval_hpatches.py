@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None,
                         help="patches per forward pass (default: chosen by descnet.inference.describe_patches)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the earlier results in --out (default: add these models to them; results of "
+                             "other models are kept)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -134,9 +137,10 @@ def run(args: argparse.Namespace) -> int:
                                        write_verification_pairs)
     from descnet.eval.descriptors import read_descriptor_csvs, write_descriptor_csvs
     from descnet.eval.hpatches import TASKS, evaluate_hpatches, generate_verification_pairs
+    from descnet.eval.metrics import degenerate_warning
     from descnet.eval.report import (HEADLINE_NOTES, hpatches_tables, latex_table, markdown_table,
-                                     plot_hpatches)
-    from descnet.io import write_json
+                                     merge_earlier_results, model_notes, plot_hpatches)
+    from descnet.io import result_set, write_json
     from descnet.models import spec_label
     from descnet.runinfo import environment_info
 
@@ -211,7 +215,11 @@ def run(args: argparse.Namespace) -> int:
         results[label] = evaluate_hpatches(ds, split, tasks, retrieval=retrieval, verification=verification,
                                            progress=not args.quiet)
         results[label].update(dim=ds.dim, source=origin)
+        warning = degenerate_warning(ds.data.reshape(-1, ds.dim), label)
+        results[label]["warnings"] = [warning] if warning else []
         print(hpatches_tables(label, results[label], split.name))
+        if warning:
+            print(warning)
         del ds
 
     if verification is not None:
@@ -242,29 +250,22 @@ def run(args: argparse.Namespace) -> int:
         "models": results,
         "environment": environment_info(args.device),
     }
-    # render everything into a staging folder first, so a failure leaves no partial results behind
-    import os
-    import tempfile
-
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"hpatches_{split.name}"
-    with tempfile.TemporaryDirectory(prefix=".hpatches-", dir=out) as tmp:
-        staging = Path(tmp)
-        write_json(staging / f"{stem}.json", payload)
-        (staging / f"{stem}.md").write_text(markdown_table(results, split.name, notes))
-        (staging / f"{stem}.tex").write_text(latex_table(results, split.name, notes))
-        plot_hpatches(results, [staging / f"{stem}.png", staging / f"{stem}.pdf"], split.name,
+    payload, kept = merge_earlier_results(out / f"{stem}.json", payload, ("split", "tasks", "task_files"),
+                                          args.overwrite)
+    if kept:
+        print(f"kept the earlier results of {', '.join(kept)} in {out / (stem + '.json')} (--overwrite replaces them)")
+    results, notes = payload["models"], model_notes(payload)
+    with result_set(out) as staged:  # all files of this run, or (after a failure or kill) all as before
+        write_json(staged.path(f"{stem}.json"), payload)
+        staged.path(f"{stem}.md").write_text(markdown_table(results, split.name, notes))
+        staged.path(f"{stem}.tex").write_text(latex_table(results, split.name, notes))
+        plot_hpatches(results, [staged.path(f"{stem}.png"), staged.path(f"{stem}.pdf")], split.name,
                       note=", ".join(n for n, on in (("split and retrieval files generated",
                                                       generated_tasks is not None),
                                                      ("verification pairs generated", generated)) if on))
         if generated:
-            write_verification_pairs(staging / "tasks", split.name, generated)
-        written = []
-        for path in sorted(staging.rglob("*")):
-            if path.is_file():
-                target = out / path.relative_to(staging)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, target)
-                written.append(str(target))
+            write_verification_pairs(staged.path("tasks"), split.name, generated)
+        written = sorted(str(out / p.name) for p in staged.dir.iterdir())
     print("wrote " + ", ".join(written))
     return 0
