@@ -72,3 +72,38 @@ def test_cli_errors_leave_results_alone(tmp_path, capsys):
     assert "nosuchmodel" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["brown_toy.json"]
     assert (out / "brown_toy.json").read_text() == "old"
+
+
+def test_cli_reruns_add_models_and_warn_on_constant_descriptors(tmp_path, capsys):
+    import torch
+
+    from descnet.models import create_model
+
+    make_subset(tmp_path)
+    model = create_model("tfeat")
+    state = model.state_dict()
+    state["descr.0.weight"].zero_()
+    state["descr.0.bias"].fill_(1.0)  # every patch gets the same descriptor
+    (tmp_path / "w").mkdir()
+    torch.save({"descnet": 1, "model": {"name": "tfeat", "options": dict(model.descnet_options)},
+                "state_dict": state}, tmp_path / "w" / "flat.pt")
+    out = tmp_path / "out"
+    base = ["eval", "brown", "--root", str(tmp_path), "--subset", "toy", "--out", str(out), "--quiet"]
+    base_pairs = base + ["--pairs", "m50_21_21_0.txt"]
+    assert main(base_pairs + ["--model", "pixels"]) == 0
+    first = json.loads((out / "brown_toy.json").read_text())["models"]["pixels"]
+    assert first["warnings"] == [] and len(first["roc"]["fpr"]) > 2
+    assert main(base_pairs + ["--model", str(tmp_path / "w" / "flat.pt")]) == 0
+    printed = capsys.readouterr().out
+    assert "WARNING: w-flat: all descriptors are identical" in printed and "kept the earlier results of pixels" in printed
+    res = json.loads((out / "brown_toy.json").read_text())["models"]
+    assert list(res) == ["pixels", "w-flat"] and res["pixels"] == first
+    assert "all descriptors are identical" in res["w-flat"]["warnings"][0]
+    assert sorted(p.name for p in out.iterdir()) == [".descnet-manifest.json", "brown_toy.json", "brown_toy_roc.pdf",
+                                                     "brown_toy_roc.png"]
+    before = (out / "brown_toy.json").read_bytes()
+    assert main(base + ["--model", "pixels", "--pairs", "m50_3_3_0.txt"]) == 2
+    assert "brown_toy.json: holds results of another setting (pairs_files differ)" in capsys.readouterr().err
+    assert (out / "brown_toy.json").read_bytes() == before
+    assert main(base + ["--model", "pixels", "--pairs", "m50_3_3_0.txt", "--overwrite"]) == 0
+    assert list(json.loads((out / "brown_toy.json").read_text())["models"]) == ["pixels"]
