@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from descnet.data.sequences import ImageSequences
     from descnet.eval.sequences import (evaluate_sequences, format_summary, model_label, pair_rows, plot_mma,
                                         summarize)
-    from descnet.io import write_json
+    from descnet.io import result_set, write_json
     from descnet.matching import ESTIMATORS
     from descnet.runinfo import environment_info
 
@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     payload = {"evaluation": "sequences", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "environment": environment_info(args.device), "settings": settings, "summary": summary,
                "pairs": pair_rows(results)}
-    write_json(out / "sequences.json", payload)
-    plot_mma(summary, out / "mma.png")
+    with result_set(out) as staged:  # both files, or (after a failure or kill) both as before
+        write_json(staged.path("sequences.json"), payload)
+        plot_mma(summary, staged.path("mma.png"))
     print(f"wrote {out / 'sequences.json'}, {out / 'mma.png'}")
     return 0
