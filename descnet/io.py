@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 __all__ = ["atomic_path", "atomic_dir", "write_json", "read_json", "user_cache_dir", "check_output_parents",
            "result_set", "ResultSet", "read_manifest", "recover_result_sets", "MANIFEST"]
@@ -243,7 +243,8 @@ def _write_manifest(folder: Path, staging: Path, files: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def result_set(folder: str | os.PathLike, overwrite: bool = False) -> Iterator[ResultSet]:
+def result_set(folder: str | os.PathLike, overwrite: bool = False,
+               earlier: Iterable[str] = ()) -> Iterator[ResultSet]:
     """Write the files of one command into ``folder`` as a unit: all new, or (after an error or a kill at
     any moment) all as before.
 
@@ -255,13 +256,15 @@ def result_set(folder: str | os.PathLike, overwrite: bool = False) -> Iterator[R
 
     ``overwrite``: also remove the names of the earlier manifest that the new set does not hold (what
     descnet wrote there before; never other files). Otherwise earlier results stay beside the new ones.
+    ``earlier``: the names descnet wrote in a folder without a manifest (an output of an older version).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     recover_result_sets(folder)
     staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", dir=folder))
     (staging / "new").mkdir()
-    previous = read_manifest(folder)
+    previous = read_manifest(folder) if (folder / MANIFEST).is_file() else \
+        [n for n in earlier if _safe_name(n) and (folder / n).exists()]
     results = ResultSet(folder, staging, previous)
     try:
         yield results

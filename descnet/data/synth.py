@@ -21,6 +21,7 @@ whatever the number of sequences made. Output (see :func:`write_synthetic_sequen
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import string
@@ -366,6 +367,15 @@ def check_output_folder(out: str | os.PathLike, marker: str, overwrite: bool) ->
     return out
 
 
+def _earlier_output(out: Path) -> list[str]:
+    """What an earlier synth output without a manifest holds: its marker and the sequences it lists."""
+    try:
+        names = json.loads((out / MARKER).read_text()).get("sequences", [])
+    except (OSError, ValueError, AttributeError):
+        names = []
+    return [MARKER, *(n for n in names if isinstance(n, str))]
+
+
 def _image_files(images: str | os.PathLike | Seq[str | os.PathLike]) -> list[Path]:
     from descnet.data.sequences import IMAGE_EXTENSIONS
 
@@ -400,7 +410,7 @@ def write_synthetic_sequences(out: str | os.PathLike, count: int = 10, images=No
     """
     from descnet.data.images import read_image
     from descnet.data.sequences import write_sequence
-    from descnet.io import atomic_dir, write_json
+    from descnet.io import result_set, write_json
 
     if count < 1:
         raise ValueError(f"--sequences must be at least 1, got {count}")
@@ -414,7 +424,8 @@ def write_synthetic_sequences(out: str | os.PathLike, count: int = 10, images=No
         from tqdm.auto import tqdm
 
         iterator = tqdm(iterator, desc="synth", unit="seq")
-    with atomic_dir(out) as tmp:
+    with result_set(out, overwrite=True, earlier=_earlier_output(out)) as staged:
+        tmp = staged.dir
         for i in iterator:
             kind = kinds if kinds != "both" else ("viewpoint", "illumination")[i % 2]
             rng = np.random.default_rng([seed, i])
