@@ -1,11 +1,18 @@
-"""Small file helpers shared by every command: atomic writes and JSON output.
+"""Small file helpers shared by every command: atomic writes, result sets written as a unit, JSON output.
 
 Outputs are written to a temporary name in the destination folder and renamed into place, so an
-interrupted command never leaves a half-written file and never destroys the previous version.
+interrupted command never leaves a half-written file and never destroys the previous version. Temporary
+files are named ``.NAME.PID.*.tmp``; the next write of ``NAME`` removes those of processes that died.
+
+A command that writes several files writes them through :func:`result_set`: staged in a hidden folder of
+the result folder, moved in together after a commit record, rolled back on an error, and finished (or
+dropped) by the next command after a kill; the result folder's ``.descnet-manifest.json`` lists what
+descnet wrote there, so ``--overwrite`` removes only that.
 """
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -14,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 __all__ = ["atomic_path", "atomic_dir", "write_json", "read_json", "user_cache_dir", "check_output_parents",
-           "result_set", "ResultSet", "read_manifest", "recover_result_sets", "MANIFEST"]
+           "result_set", "ResultSet", "read_manifest", "recover_result_sets", "MANIFEST", "remove_stale_temporaries"]
 
 
 def user_cache_dir() -> Path:
@@ -38,6 +45,22 @@ def check_output_parents(path: str | os.PathLike, what: str = "--out") -> None:
             return
 
 
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that :func:`atomic_path` left next to ``path`` in processes that were
+    killed (``.NAME.PID.*.tmp`` whose process no longer runs); returns what was removed."""
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    prefix = f".{path.name}."
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)) and tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is renamed to ``path``, on error removed.
@@ -46,8 +69,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=(path.suffix if suffix is None else suffix) + ".tmp",
-                               dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.",
+                               suffix=(path.suffix if suffix is None else suffix) + ".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -103,7 +103,25 @@ def test_cli_reruns_add_models_and_warn_on_constant_descriptors(tmp_path, capsys
                                                      "brown_toy_roc.png"]
     before = (out / "brown_toy.json").read_bytes()
     assert main(base + ["--model", "pixels", "--pairs", "m50_3_3_0.txt"]) == 2
-    assert "brown_toy.json: holds results of another setting (pairs_files differ)" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "brown_toy.json: holds results of another setting (pairs_files differ)" in captured.err
+    assert "describing" not in captured.out  # refused before any work
     assert (out / "brown_toy.json").read_bytes() == before
     assert main(base + ["--model", "pixels", "--pairs", "m50_3_3_0.txt", "--overwrite"]) == 0
     assert list(json.loads((out / "brown_toy.json").read_text())["models"]) == ["pixels"]
+
+
+def test_cli_an_unreadable_earlier_result_is_not_replaced_silently(tmp_path, capsys):
+    make_subset(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "brown_toy.json").write_text("my own notes")
+    base = ["eval", "brown", "--root", str(tmp_path), "--subset", "toy", "--out", str(out), "--quiet",
+            "--pairs", "m50_21_21_0.txt", "--model", "pixels"]
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "brown_toy.json: not valid JSON" in err and "pass --overwrite to replace it" in err
+    assert (out / "brown_toy.json").read_text() == "my own notes"
+    assert sorted(p.name for p in out.iterdir()) == ["brown_toy.json"]
+    assert main(base + ["--overwrite"]) == 0
+    assert "pixels" in json.loads((out / "brown_toy.json").read_text())["models"]

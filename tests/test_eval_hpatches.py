@@ -564,7 +564,9 @@ def test_cli_reruns_add_models_and_keep_earlier_ones_and_warn_on_constant_descri
                      "hpatches_a.png", "hpatches_a.tex", "notes.txt"]
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert main(base + ["--descriptors", str(tmp_path / "descs" / "hand"), "--tasks", "matching"]) == 2
-    assert "hpatches_a.json: holds results of another setting (tasks, task_files differ)" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "hpatches_a.json: holds results of another setting (tasks differ)" in captured.err
+    assert "evaluating" not in captured.out  # refused before any work
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert main(base + ["--descriptors", str(tmp_path / "descs" / "hand"), "--tasks", "matching",
                         "--overwrite"]) == 0

@@ -130,3 +130,19 @@ def test_a_kill_at_every_rename_leaves_old_or_new_after_recovery(tmp_path):
         if proc.returncode == 3:
             break
     assert seen["old"] >= 1 and seen["new"] >= 3
+
+
+def test_temporary_files_of_killed_writers_are_removed_by_the_next_write(tmp_path):
+    from descnet.io import atomic_path
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    stale = tmp_path / f".last.pt.{pid}.abc123.pt.tmp"
+    stale.write_bytes(b"")
+    other = tmp_path / f".other.pt.{pid}.x.pt.tmp"  # another target's: left to its own next write
+    other.write_bytes(b"")
+    alive = tmp_path / f".last.pt.{os.getppid()}.def.pt.tmp"  # a running process's: never touched
+    alive.write_bytes(b"")
+    with atomic_path(tmp_path / "last.pt") as tmp:
+        tmp.write_bytes(b"x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name, "last.pt"])

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from descnet.eval.fpr95 import fpr95
     from descnet.eval.metrics import roc
     from descnet.eval.metrics import degenerate_warning
-    from descnet.eval.report import format_table, merge_earlier_results, plot_roc
+    from descnet.eval.report import check_earlier_results, format_table, merge_earlier_results, plot_roc
     from descnet.inference import describe_patches
     from descnet.io import result_set, write_json
     from descnet.models import resolve_model, spec_label
@@ -89,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
     if not names:
         raise FileNotFoundError(f"{data.folder}: no m50_* pair files")
     pairs = {name: data.read_pairs(name) for name in names}
+    # refuse up front (before any describing) to mix these results with earlier ones of other pairs files
+    check_earlier_results(Path(args.out) / f"brown_{args.subset}.json",
+                          {"subset": args.subset, "pairs_files": names}, args.overwrite)
     needed = np.unique(np.concatenate([p[:, :2].ravel() for p in pairs.values()]))
     where = np.full(len(data), -1, np.int64)
     where[needed] = np.arange(len(needed))

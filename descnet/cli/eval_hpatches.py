@@ -138,8 +138,8 @@ def run(args: argparse.Namespace) -> int:
     from descnet.eval.descriptors import read_descriptor_csvs, write_descriptor_csvs
     from descnet.eval.hpatches import TASKS, evaluate_hpatches, generate_verification_pairs
     from descnet.eval.metrics import degenerate_warning
-    from descnet.eval.report import (HEADLINE_NOTES, hpatches_tables, latex_table, markdown_table,
-                                     merge_earlier_results, model_notes, plot_hpatches)
+    from descnet.eval.report import (HEADLINE_NOTES, check_earlier_results, hpatches_tables, latex_table,
+                                     markdown_table, merge_earlier_results, model_notes, plot_hpatches)
     from descnet.io import result_set, write_json
     from descnet.models import spec_label
     from descnet.runinfo import environment_info
@@ -165,6 +165,10 @@ def run(args: argparse.Namespace) -> int:
     retrieval = read_retrieval_task(tasks_dir, split.name) if "retrieval" in tasks else None
     verification = read_verification_pairs(tasks_dir, split.name) if "verification" in tasks else None
     generated_tasks = read_generated_tasks(tasks_dir)
+    # refuse up front (before any describing) to mix these results with earlier ones of another setting
+    check_earlier_results(Path(args.out) / f"hpatches_{split.name}.json",
+                          {"split": {"name": split.name, "test_sequences": list(split.test)}, "tasks": tasks},
+                          args.overwrite)
 
     labels = [spec_label(s) for s in args.model] + [Path(d).name for d in args.descriptors]
     dupes = sorted({lb for lb in labels if labels.count(lb) > 1})

@@ -17,7 +17,7 @@ import numpy as np
 from descnet.data.hpatches import LEVEL_NAMES, LEVELS
 from descnet.io import atomic_path
 
-__all__ = ["merge_earlier_results", "model_notes", "format_table", "hpatches_tables", "markdown_table", "latex_table", "plot_hpatches", "plot_roc",
+__all__ = ["merge_earlier_results", "check_earlier_results", "model_notes", "format_table", "hpatches_tables", "markdown_table", "latex_table", "plot_hpatches", "plot_roc",
            "HEADLINE_NOTES", "LEVEL_COLOURS"]
 
 #: Colours of the official figure (hpatches-benchmark/python/utils/config.py).
@@ -51,14 +51,36 @@ def merge_earlier_results(path: str | os.PathLike, payload: Mapping[str, Any], s
         raise ValueError(f"{path}: not a descnet result file; pass --overwrite to replace it, or use another --out")
     differ = [k for k in same if old.get(k) != payload.get(k)]
     if differ:
-        raise ValueError(f"{path}: holds results of another setting ({', '.join(differ)} differ), which cannot "
-                         f"share a table; pass --overwrite to replace them, or use another --out")
+        raise ValueError(_other_setting(path, differ))
     kept = [label for label in old["models"] if label not in payload["models"]]
     merged = dict(payload)
     merged["models"] = {**{label: old["models"][label] for label in kept}, **payload["models"]}
     if "notes" in payload:
         merged["notes"] = list(dict.fromkeys([*old.get("notes", []), *payload["notes"]]))
     return merged, kept
+
+
+def _other_setting(path: Path, differ: Sequence[str]) -> str:
+    return (f"{path}: holds results of another setting ({', '.join(differ)} differ), which cannot share a table; "
+            f"pass --overwrite to replace them, or use another --out")
+
+
+def check_earlier_results(path: str | os.PathLike, setting: Mapping[str, Any], overwrite: bool = False) -> None:
+    """Refuse up front (before any work) when the earlier result file ``path`` holds another ``setting``
+    (keys and values as in the payload). An unreadable file is left to :func:`merge_earlier_results`."""
+    import json
+
+    path = Path(path)
+    if overwrite or not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(old, Mapping):
+        differ = [k for k in setting if old.get(k) != setting[k]]
+        if differ:
+            raise ValueError(_other_setting(path, differ))
 
 
 def model_notes(payload: Mapping[str, Any]) -> list[str]:
