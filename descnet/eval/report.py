@@ -30,13 +30,15 @@ HEADLINE_NOTES = {
 
 
 def merge_earlier_results(path: str | os.PathLike, payload: Mapping[str, Any], same: Sequence[str],
-                          overwrite: bool = False) -> tuple[dict[str, Any], list[str]]:
+                          overwrite: bool = False, labelled: Sequence[str] = ("models",)
+                          ) -> tuple[dict[str, Any], list[str]]:
     """``payload`` with the ``models`` of an earlier result file ``path`` that it does not hold (a rerun
     into the same folder adds models; a model rerun replaces its own entry). Returns ``(merged payload,
     labels kept from the file)``. ``overwrite`` (or no file) keeps ``payload`` as is.
 
     The earlier file must agree on the keys ``same`` (split, tasks, pairs files: what makes figures
     comparable); otherwise a ``ValueError`` names the file and ``--overwrite``. Notes are merged.
+    ``labelled``: the sections keyed by model label (the first one decides which labels are kept).
     """
     from descnet.io import read_json
 
@@ -47,14 +49,15 @@ def merge_earlier_results(path: str | os.PathLike, payload: Mapping[str, Any], s
         old = read_json(path)
     except ValueError as err:
         raise ValueError(f"{err}; pass --overwrite to replace it, or use another --out") from None
-    if not isinstance(old, Mapping) or not isinstance(old.get("models"), Mapping):
+    if not isinstance(old, Mapping) or not all(isinstance(old.get(k), Mapping) for k in labelled):
         raise ValueError(f"{path}: not a descnet result file; pass --overwrite to replace it, or use another --out")
     differ = [k for k in same if old.get(k) != payload.get(k)]
     if differ:
         raise ValueError(_other_setting(path, differ))
-    kept = [label for label in old["models"] if label not in payload["models"]]
+    kept = [label for label in old[labelled[0]] if label not in payload[labelled[0]]]
     merged = dict(payload)
-    merged["models"] = {**{label: old["models"][label] for label in kept}, **payload["models"]}
+    for key in labelled:
+        merged[key] = {**{label: old[key][label] for label in kept if label in old[key]}, **payload[key]}
     if "notes" in payload:
         merged["notes"] = list(dict.fromkeys([*old.get("notes", []), *payload["notes"]]))
     return merged, kept
