@@ -197,9 +197,14 @@ def apply_overrides(config: Mapping[str, Any], items: Iterable[str]) -> dict[str
 def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
     """The full config: :data:`DEFAULTS` <- ``base`` chain <- the file <- ``overrides``; checked."""
     config = _load_layers(Path(path), ()) if path is not None else copy.deepcopy(DEFAULTS)
+    return apply_and_check(config, overrides, str(path) if path is not None else "config")
+
+
+def apply_and_check(config: Mapping[str, Any], overrides: Iterable[str], source: str) -> dict[str, Any]:
+    """``config`` (read from ``source``) with the ``--set`` items applied, checked; an error names the
+    ``--set`` item that gave a bad value, else ``source``."""
     overrides = list(overrides)
     config = apply_overrides(config, overrides)
-    source = str(path) if path is not None else "config"
     try:
         check_config(config, source)
     except (ValueError, TypeError) as err:
