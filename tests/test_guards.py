@@ -95,3 +95,14 @@ def test_synth_size_is_limited_up_front(tmp_path, capsys):
 
     with pytest.raises(ValueError, match="size 5000x64: at most 4096 pixels a side"):
         SynthOptions(size=(5000, 64))
+
+
+@pytest.mark.parametrize("verb", [["eval", "hpatches", "--descriptors", "x"], ["eval", "brown", "--root", "x",
+                                                                               "--subset", "y", "--model", "pixels"],
+                                  ["eval", "sequences", "--root", "x"]])
+def test_eval_out_that_is_a_file_is_refused_up_front(tmp_path, capsys, verb):
+    (tmp_path / "afile").write_text("mine")
+    assert main([*verb, "--out", str(tmp_path / "afile")]) == 2
+    assert f"--out {tmp_path / 'afile'}: exists and is not a folder" in _error(capsys)
+    assert main([*verb, "--out", str(tmp_path / "afile" / "sub")]) == 2
+    assert f"{tmp_path / 'afile'} is a file, not a folder" in _error(capsys)

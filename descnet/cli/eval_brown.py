@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
+    from descnet.cli.common import output_dir
     from descnet.inference import check_device
     from descnet.data.phototour import DEFAULT_PAIRS, PhotoTour
     from descnet.eval.fpr95 import fpr95
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from descnet.runinfo import environment_info
 
     check_device(args.device, "--device")
+    output_dir(args.out)  # a file there, or a file on its path: refused before any work
     labels = [spec_label(s) for s in args.model]
     dupes = sorted({lb for lb in labels if labels.count(lb) > 1})
     if dupes:

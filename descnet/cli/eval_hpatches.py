@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
     import datetime as dt
     from pathlib import Path
 
+    from descnet.cli.common import output_dir
     from descnet.inference import check_device
     from descnet.data.hpatches import (GENERATED_FILE, TASKS_HINT, HPatches, find_tasks_dir,
                                        read_generated_tasks, read_retrieval_task, read_split,
@@ -145,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from descnet.runinfo import environment_info
 
     check_device(args.device, "--device")
+    output_dir(args.out)  # a file there, or a file on its path: refused before any work
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     unknown = [t for t in tasks if t not in TASKS]
     if unknown or not tasks:

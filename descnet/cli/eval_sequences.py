@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     import datetime as dt
     from pathlib import Path
 
+    from descnet.cli.common import output_dir
     from descnet.inference import check_device
     from descnet.cli.describe import check_common, load_model
     from descnet.data.sequences import ImageSequences
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from descnet.runinfo import environment_info
 
     check_device(args.device, "--device")
+    output_dir(args.out)  # a file there, or a file on its path: refused before any work
     check_common(args)
     if args.estimator not in ESTIMATORS:
         raise ValueError(f"--estimator {args.estimator}: unknown; choose one of: {', '.join(ESTIMATORS)}")
