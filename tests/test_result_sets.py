@@ -146,3 +146,20 @@ def test_temporary_files_of_killed_writers_are_removed_by_the_next_write(tmp_pat
     with atomic_path(tmp_path / "last.pt") as tmp:
         tmp.write_bytes(b"x")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name, "last.pt"])
+
+
+def test_the_next_result_set_cleans_up_after_a_killed_one_and_folders_get_the_umask(tmp_path):
+    out = tmp_path / "out"
+    _write(out, OLD)
+    proc = subprocess.run([sys.executable, "-c", _KILLER, "1", str(out), *NEW], cwd=REPO, capture_output=True)
+    assert proc.returncode == 9 and [p for p in out.iterdir() if p.name.startswith(".descnet-staging-")]
+    old_mask = os.umask(0o022)
+    try:
+        with result_set(out) as rs:
+            rs.path("sub/deep.txt").write_text("x")
+    finally:
+        os.umask(old_mask)
+    assert not [p for p in out.iterdir() if p.name.startswith(".descnet-staging-")]
+    assert _state(out) == OLD and (out / "sub" / "deep.txt").read_text() == "x"
+    assert (out / "sub").stat().st_mode & 0o777 == 0o755
+    assert sorted(read_manifest(out)) == sorted([*OLD, "sub"])
