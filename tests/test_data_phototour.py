@@ -294,6 +294,9 @@ def test_info_shorter_than_mosaics_is_fine_but_uncovered_mosaics_are_reported(ti
                                          r"\(patches0002\.bmp to patches0002\.bmp, up to 256 patches\) that no label "
                                          r"covers: they are ignored"):
         ds = PhotoTour(root, "tiny", pairs_file=PAIRS_NAME, progress=False)
+    with pytest.warns(UserWarning, match=r"tiny holds 1 more mosaic\(s\)"):  # again from the cache
+        again = PhotoTour(root, "tiny", pairs_file=PAIRS_NAME, progress=False)
+    assert again.source == "cache" and len(again) == 300
     assert len(ds) == 300
     np.testing.assert_array_equal(ds.patches, patches[:300])
     with pytest.raises(ValueError, match=r"m50_8_8_0\.txt: pairs refer to patch"):  # its pairs go past 300

@@ -252,21 +252,24 @@ class PhotoTour:
         self._pairs_in_memory: dict[str, np.ndarray] = {}
         self.patches: np.ndarray
         self.labels: np.ndarray | None = None
+        self.uncovered: str | None = None  # the source holds patches no info.txt label covers (reported)
 
         source = self._find_source()
         signature = self._signature(source) if source else None
         if cache and self._cache_is_valid(signature):
             self._load_cache(in_memory)
             self.source = "cache"
-            return
-        if source is None:
+        elif source is None:
             raise FileNotFoundError(self._missing_message())
-        self.source = source
-        if cache:
-            self._write_cache(source, signature, progress)
-            self._load_cache(in_memory)
         else:
-            self.patches, self.labels, self._pairs_in_memory = self._read_source(source, progress)
+            self.source = source
+            if cache:
+                self._write_cache(source, signature, progress)
+                self._load_cache(in_memory)
+            else:
+                self.patches, self.labels, self._pairs_in_memory = self._read_source(source, progress)
+        if self.uncovered:  # every time the set is opened, not only when the cache is built
+            warnings.warn(self.uncovered, UserWarning, stacklevel=2)
 
     # -- public API ---------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -407,10 +410,9 @@ class PhotoTour:
             used = math.ceil(len(labels) / PATCHES_PER_MOSAIC)
             if used < len(mosaics):
                 extra = len(mosaics) - used
-                warnings.warn(f"{info}: labels {len(labels)} patches, but {self.folder} holds {extra} more "
-                              f"mosaic(s) ({mosaic_name(used)} to {mosaic_name(len(mosaics) - 1)}, up to "
-                              f"{extra * PATCHES_PER_MOSAIC} patches) that no label covers: they are ignored",
-                              UserWarning, stacklevel=2)
+                self.uncovered = (f"{info}: labels {len(labels)} patches, but {self.folder} holds {extra} more "
+                                  f"mosaic(s) ({mosaic_name(used)} to {mosaic_name(len(mosaics) - 1)}, up to "
+                                  f"{extra * PATCHES_PER_MOSAIC} patches) that no label covers: they are ignored")
             return len(labels), labels
         published = SUBSET_SIZES.get(self.name)
         if published is not None and len(mosaics) == math.ceil(published / PATCHES_PER_MOSAIC):
@@ -515,6 +517,8 @@ class PhotoTour:
                         pairs = self._read_all_pairs(count)
                     if labels is not None:
                         f.create_dataset("labels", data=labels)
+                    if self.uncovered:
+                        f.attrs["uncovered"] = self.uncovered
                     group = f.create_group("pairs")
                     for filename, table in pairs.items():
                         group.create_dataset(filename, data=table)
@@ -531,6 +535,7 @@ class PhotoTour:
             offset = ds.id.get_offset()
             self.labels = f["labels"][...] if "labels" in f else None
             self._cached_pairs = set(f["pairs"]) if "pairs" in f else set()
+            self.uncovered = str(f.attrs["uncovered"]) if "uncovered" in f.attrs else None
             if in_memory or offset is None:
                 self.patches = ds[...]
                 return
