@@ -352,16 +352,14 @@ class Trainer:
 
     def save(self, name: str = LAST) -> Path | None:
         """Write a checkpoint into the run directory (rank 0 only; atomic)."""
-        if not self.dist.is_main:
-            return None
-        bad = non_finite_tensors(self.model.state_dict())
+        bad = non_finite_tensors(self.model.state_dict())  # on every rank alike (DDP: the same weights)
         if bad:
             raise NonFiniteLossError(
                 f"the weights became non-finite ({', '.join(bad[:3])}) by epoch {self.epoch + 1}, step {self.step}; "
                 f"they were not saved. {self._kept_note()} (lower optimizer.lr, or try runtime.amp=none)")
-        path = save_checkpoint(self.run_dir / name, self.state())
+        path = save_checkpoint(self.run_dir / name, self.state()) if self.dist.is_main else None
         if name == LAST:
-            self.saved_step = self.step
+            self.saved_step = self.step  # rank 0 wrote it (other ranks: for their messages)
         return path
 
     def _kept_note(self) -> str:
