@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         "protocol": "FPR95: share of non-matching pairs with L2 distance <= the distance at which 95% of the "
                     "matching pairs are accepted (fractions in [0, 1])",
         "subset": args.subset, "root": str(args.root), "pairs_files": names, "models": results,
+        "data_warnings": [f"WARNING: {data.uncovered}"] if data.uncovered else [],
         "environment": environment_info(args.device),
     }
     out = Path(args.out)
@@ -134,9 +135,8 @@ def run(args: argparse.Namespace) -> int:
             for name, r in res["pairs"].items()]
     print(f"Brown {args.subset}: FPR95 (%), lower is better")
     print(format_table(["descriptor", "pairs file", "FPR95 %", "pairs"], rows))
-    for res in results.values():
-        for warning in res.get("warnings", []):
-            print(warning)
+    for warning in [*payload["data_warnings"], *(w for res in results.values() for w in res.get("warnings", []))]:
+        print(warning)
     if kept:
         print(f"kept the earlier results of {', '.join(kept)} in {out / (stem + '.json')} (--overwrite replaces them)")
     curves = {lb: (np.asarray(r["roc"]["fpr"]), np.asarray(r["roc"]["tpr"])) for lb, r in results.items() if "roc" in r}
