@@ -95,7 +95,8 @@ def test_cli_reruns_add_models_and_warn_on_constant_descriptors(tmp_path, capsys
     assert first["warnings"] == [] and len(first["roc"]["fpr"]) > 2
     assert main(base_pairs + ["--model", str(tmp_path / "w" / "flat.pt")]) == 0
     printed = capsys.readouterr().out
-    assert "WARNING: w-flat: all descriptors are identical" in printed and "kept the earlier results of pixels" in printed
+    assert "WARNING: w-flat: all descriptors are identical" in printed
+    assert "kept the earlier results of pixels" in printed
     res = json.loads((out / "brown_toy.json").read_text())["models"]
     assert list(res) == ["pixels", "w-flat"] and res["pixels"] == first
     assert "all descriptors are identical" in res["w-flat"]["warnings"][0]

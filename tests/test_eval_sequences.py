@@ -173,8 +173,10 @@ def test_cli_eval_sequences_reruns_add_models(sequence_root, tmp_path, capsys):
     assert main(base + ["--model", "opencv-sift"]) == 0
     assert "kept the earlier results of pixels" in capsys.readouterr().out
     both = json.loads((out / "sequences.json").read_text())
-    assert list(both["summary"]) == ["pixels", "SIFT (OpenCV)"] and both["summary"]["pixels"] == first["summary"]["pixels"]
-    assert list(both["pairs"]) == ["pixels", "SIFT (OpenCV)"] and set(both["settings"]["models"]) == set(both["summary"])
+    assert list(both["summary"]) == ["pixels", "SIFT (OpenCV)"]
+    assert both["summary"]["pixels"] == first["summary"]["pixels"]
+    assert list(both["pairs"]) == ["pixels", "SIFT (OpenCV)"]
+    assert set(both["settings"]["models"]) == set(both["summary"])
     assert main(base + ["--model", "pixels", "--max-keypoints", "100"]) == 2
     assert "sequences.json: holds results of other settings (max_keypoints differ)" in capsys.readouterr().err
     assert json.loads((out / "sequences.json").read_text()) == both

@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
         if not np.isfinite(desc).all():
             raise ValueError(f"{label}: the model produced NaN or infinite descriptors")
         warning = degenerate_warning(desc, label)
-        results[label] = {"spec": spec, "dim": int(desc.shape[1]), "pairs": {}, "warnings": [warning] if warning else []}
+        results[label] = {"spec": spec, "dim": int(desc.shape[1]), "pairs": {},
+                          "warnings": [warning] if warning else []}
         for name, p in pairs.items():
             dist = pair_distances(desc, where[p[:, :2]])
             labels_ = p[:, 2] != 0
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
             for name, r in res["pairs"].items()]
     print(f"Brown {args.subset}: FPR95 (%), lower is better")
     print(format_table(["descriptor", "pairs file", "FPR95 %", "pairs"], rows))
-    for warning in [*payload["data_warnings"], *(w for res in results.values() for w in res.get("warnings", []))]:
+    for warning in [*payload["data_warnings"], *(w for r in results.values() for w in r.get("warnings", []))]:
         print(warning)
     if kept:
         print(f"kept the earlier results of {', '.join(kept)} in {out / (stem + '.json')} (--overwrite replaces them)")

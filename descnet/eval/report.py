@@ -17,7 +17,8 @@ import numpy as np
 from descnet.data.hpatches import LEVEL_NAMES, LEVELS
 from descnet.io import atomic_path
 
-__all__ = ["merge_earlier_results", "check_earlier_results", "model_notes", "format_table", "hpatches_tables", "markdown_table", "latex_table", "plot_hpatches", "plot_roc",
+__all__ = ["merge_earlier_results", "check_earlier_results", "model_notes", "format_table", "hpatches_tables",
+           "markdown_table", "latex_table", "plot_hpatches", "plot_roc",
            "HEADLINE_NOTES", "LEVEL_COLOURS"]
 
 #: Colours of the official figure (hpatches-benchmark/python/utils/config.py).
