@@ -267,8 +267,8 @@ def _write_manifest(folder: Path, staging: Path, files: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def result_set(folder: str | os.PathLike, overwrite: bool = False,
-               earlier: Iterable[str] = ()) -> Iterator[ResultSet]:
+def result_set(folder: str | os.PathLike, overwrite: bool = False, earlier: Iterable[str] = (),
+               old_staging: Iterable[str] = ()) -> Iterator[ResultSet]:
     """Write the files of one command into ``folder`` as a unit: all new, or (after an error or a kill at
     any moment) all as before.
 
@@ -281,10 +281,15 @@ def result_set(folder: str | os.PathLike, overwrite: bool = False,
     ``overwrite``: also remove the names of the earlier manifest that the new set does not hold (what
     descnet wrote there before; never other files). Otherwise earlier results stay beside the new ones.
     ``earlier``: the names descnet wrote in a folder without a manifest (an output of an older version).
+    ``old_staging``: glob patterns of the staging folders older versions used (``.hpatches-*``), removed.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     recover_result_sets(folder)
+    for pattern in old_staging:
+        for stale in folder.glob(pattern):
+            if stale.is_dir() and stale.name.startswith("."):
+                shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", dir=folder))
     (staging / "new").mkdir()
     previous = read_manifest(folder) if (folder / MANIFEST).is_file() else \

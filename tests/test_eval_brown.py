@@ -88,6 +88,8 @@ def test_cli_reruns_add_models_and_warn_on_constant_descriptors(tmp_path, capsys
     torch.save({"descnet": 1, "model": {"name": "tfeat", "options": dict(model.descnet_options)},
                 "state_dict": state}, tmp_path / "w" / "flat.pt")
     out = tmp_path / "out"
+    (out / ".brown-x1y2z3").mkdir(parents=True)  # the staging folder of a killed run of an older version
+    (out / ".brown-x1y2z3" / "brown_toy.json").write_text("{}")
     base = ["eval", "brown", "--root", str(tmp_path), "--subset", "toy", "--out", str(out), "--quiet"]
     base_pairs = base + ["--pairs", "m50_21_21_0.txt"]
     assert main(base_pairs + ["--model", "pixels"]) == 0

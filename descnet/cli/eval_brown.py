@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     if kept:
         print(f"kept the earlier results of {', '.join(kept)} in {out / (stem + '.json')} (--overwrite replaces them)")
     curves = {lb: (np.asarray(r["roc"]["fpr"]), np.asarray(r["roc"]["tpr"])) for lb, r in results.items() if "roc" in r}
-    with result_set(out) as staged:  # all files of this run, or (after a failure or kill) all as before
+    with result_set(out, old_staging=[".brown-*"]) as staged:  # all files of this run, or (after a failure or kill) all as before
         write_json(staged.path(f"{stem}.json"), payload)
         plot_roc(curves, {lb: results[lb]["pairs"][names[0]]["fpr95"] for lb in curves},
                  [staged.path(f"{stem}_roc.png"), staged.path(f"{stem}_roc.pdf")], f"{args.subset}, {names[0]}")

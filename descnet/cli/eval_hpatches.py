@@ -262,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
     if kept:
         print(f"kept the earlier results of {', '.join(kept)} in {out / (stem + '.json')} (--overwrite replaces them)")
     results, notes = payload["models"], model_notes(payload)
-    with result_set(out) as staged:  # all files of this run, or (after a failure or kill) all as before
+    with result_set(out, old_staging=[".hpatches-*"]) as staged:  # all files of this run, or (after a failure or kill) all as before
         write_json(staged.path(f"{stem}.json"), payload)
         staged.path(f"{stem}.md").write_text(markdown_table(results, split.name, notes))
         staged.path(f"{stem}.tex").write_text(latex_table(results, split.name, notes))
