@@ -106,3 +106,11 @@ def test_eval_out_that_is_a_file_is_refused_up_front(tmp_path, capsys, verb):
     assert f"--out {tmp_path / 'afile'}: exists and is not a folder" in _error(capsys)
     assert main([*verb, "--out", str(tmp_path / "afile" / "sub")]) == 2
     assert f"{tmp_path / 'afile'} is a file, not a folder" in _error(capsys)
+
+
+def test_data_outputs_under_a_file_are_refused_up_front(tmp_path, capsys):
+    (tmp_path / "afile").write_text("mine")
+    assert main(["data", "synth", "--out", str(tmp_path / "afile" / "s"), "--sequences", "1"]) == 2
+    assert f"{tmp_path / 'afile'} is a file, not a folder" in _error(capsys)
+    assert main(["data", "patches", "--sequences", str(tmp_path), "--out", str(tmp_path / "afile" / "p")]) == 2
+    assert f"--out {tmp_path / 'afile' / 'p'}: {tmp_path / 'afile'} is a file, not a folder" in _error(capsys)

@@ -48,8 +48,10 @@ def parse_size(text: str) -> tuple[int, int]:
 def run(args: argparse.Namespace) -> int:
     import time
 
+    from descnet.cli.common import output_dir
     from descnet.data.synth import SynthOptions, write_synthetic_sequences
 
+    output_dir(args.out)  # a file there, or a file on its path: refused before any work
     options = SynthOptions(size=parse_size(args.size))
     start = time.perf_counter()
     folders = write_synthetic_sequences(args.out, count=args.sequences, images=args.images, seed=args.seed,

@@ -355,9 +355,12 @@ def synthetic_sequence(kind: str, rng: np.random.Generator, options: SynthOption
 def check_output_folder(out: str | os.PathLike, marker: str, overwrite: bool) -> Path:
     """Refuse to replace ``out`` unless it is absent, empty, or (with ``overwrite``) an earlier output of
     ours, recognised by its ``marker`` file. Returns ``out`` as a Path."""
+    from descnet.io import check_output_parents
+
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a folder")
+    check_output_parents(out)
     if out.is_dir() and any(out.iterdir()):
         if not (out / marker).is_file():
             raise FileExistsError(f"{out}: folder exists, is not empty and has no {marker}; "
