@@ -33,8 +33,10 @@ def _error(capsys) -> str:
 def test_non_finite_descriptors_are_refused_naming_the_model(tmp_path):
     from descnet.models import resolve_model
 
-    spec = str(_poisoned(tmp_path))
-    model = resolve_model(spec)
+    model = resolve_model("tfeat:random")
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))  # weights broken in memory (the Python API)
+    spec = "tfeat:random"
     patches = np.random.default_rng(0).integers(0, 255, (5, 32, 32), dtype=np.uint8)
     for backend in ("eager", "fused"):
         with pytest.raises(NonFiniteDescriptorsError, match=rf"model {spec}: 5 of 5 descriptors are not finite"):
@@ -49,10 +51,22 @@ def test_describe_and_export_refuse_a_poisoned_checkpoint(tmp_path, capsys):
     cv2.imwrite(str(tmp_path / "a.png"), image)
     assert main(["describe", str(tmp_path / "a.png"), "--model", spec, "--out", str(tmp_path / "f.h5"),
                  "--quiet"]) == 2
-    assert "descriptors are not finite" in _error(capsys) and not (tmp_path / "f.h5").exists()
-    assert main(["export", "--model", spec, "--format", "torchscript", "--out", str(tmp_path / "m.pt")]) == 2
-    assert f"model {spec}: 3 of 3 descriptors are not finite" in _error(capsys)
-    assert not (tmp_path / "m.pt").exists()
+    assert f"{spec}: non-finite (NaN or inf) weights in features.1.weight" in _error(capsys)
+    assert not (tmp_path / "f.h5").exists()
+    assert main(["export", "--model", f"tfeat:{spec}", "--format", "torchscript", "--out", str(tmp_path / "m.pt")]) == 2
+    assert "non-finite (NaN or inf) weights" in _error(capsys) and not (tmp_path / "m.pt").exists()
+
+
+def test_export_refuses_non_finite_outputs_naming_the_model(tmp_path):
+    from descnet.export import export_model
+    from descnet.models import resolve_model
+
+    model = resolve_model("tfeat:random")
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    with pytest.raises(NonFiniteDescriptorsError, match=r"model tfeat:random: 3 of 3 descriptors are not finite"):
+        export_model(model, tmp_path / "m.pt", "torchscript")
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch without a usable GPU")

@@ -62,7 +62,8 @@ def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True)
 
 def load_state(model: nn.Module, state: Mapping[str, Any], path: str | os.PathLike, strict: bool = True) -> nn.Module:
     """Load the tensors ``state`` read from ``path`` into ``model`` (in place, returned); a :class:`WeightsError`
-    naming ``path`` and the keys when they do not fit (missing or unexpected keys, other shapes)."""
+    naming ``path`` and the keys when they do not fit (missing or unexpected keys, other shapes) or hold
+    NaN or infinite values (a diverged training run: its descriptors would be NaN)."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -76,6 +77,11 @@ def load_state(model: nn.Module, state: Mapping[str, Any], path: str | os.PathLi
            for k in set(state) & set(own) if getattr(state[k], "shape", None) != own[k].shape]
     if bad:
         raise WeightsError(f"{path}: tensor shapes do not fit the model: {'; '.join(sorted(bad)[:8])}")
+    broken = sorted(k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+                    and not bool(torch.isfinite(v).all()))
+    if broken:
+        raise WeightsError(f"{path}: non-finite (NaN or inf) weights in {', '.join(broken[:5])}"
+                           f"{' ...' if len(broken) > 5 else ''} (a diverged training run?); use an earlier checkpoint")
     model.load_state_dict(state, strict=strict)
     return model
 
