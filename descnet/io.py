@@ -145,6 +145,7 @@ def _jsonable(obj: Any) -> Any:
 MANIFEST = ".descnet-manifest.json"
 _STAGING = ".descnet-staging-"
 _COMMIT = "commit.json"
+_ROLLBACK = "rollback"
 
 
 class ResultSet:
@@ -194,8 +195,9 @@ def _pid_alive(pid: int) -> bool:
 
 def recover_result_sets(folder: str | os.PathLike) -> None:
     """Finish or undo the result sets of killed commands in ``folder``: a staging folder whose commit record
-    was written is moved in (the complete new set), one without it is removed (the old set stays).
-    Staging folders of running processes are left alone."""
+    was written is moved in (the complete new set), one without it is removed (the old set stays), one
+    killed while it rolled back after an error finishes its roll-back. Staging folders of running processes
+    are left alone."""
     folder = Path(folder)
     if not folder.is_dir():
         return
@@ -208,7 +210,9 @@ def recover_result_sets(folder: str | os.PathLike) -> None:
                 record = json.loads((staging / _COMMIT).read_text())
             except ValueError:
                 record = None
-            if record is not None:
+            if record is not None and (staging / _ROLLBACK).exists():
+                _roll_back(folder, staging, record)
+            elif record is not None:
                 _move_in(folder, staging, record, rollback=False)
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -218,44 +222,53 @@ def _move_in(folder: Path, staging: Path, record: dict, rollback: bool = True) -
     names of ``record['remove']``, write the manifest. On an error (``rollback``) the old set is restored."""
     old = staging / "old"
     old.mkdir(exist_ok=True)
-    done: list[str] = []
     try:
         for name in record["files"]:
             src, dst = staging / "new" / name, folder / name
-            if not src.exists() and not src.is_symlink():
+            if not _present(src):
                 continue  # moved before a kill (roll forward)
             dst.parent.mkdir(parents=True, exist_ok=True)
             _set_aside(dst, old / name)
             os.replace(src, dst)
-            done.append(name)
         for name in record["remove"]:
             _set_aside(folder / name, old / name)
         _write_manifest(folder, staging, record["manifest"])
     except BaseException:
         if rollback:
-            _restore(folder, old, done, record)
+            (staging / _ROLLBACK).touch()  # a kill from here on: the next command finishes the roll-back
+            _roll_back(folder, staging, record)
         raise
 
 
+def _present(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
 def _set_aside(path: Path, backup: Path) -> None:
-    if path.exists() or path.is_symlink():
+    if _present(path):
         backup.parent.mkdir(parents=True, exist_ok=True)
-        if backup.exists():
-            shutil.rmtree(backup) if backup.is_dir() else backup.unlink()
+        _discard(backup)
         os.replace(path, backup)
 
 
-def _restore(folder: Path, old: Path, done: list[str], record: dict) -> None:
-    """Undo :func:`_move_in` after an error: new files out, earlier versions back."""
-    for name in done:
-        path = folder / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+def _roll_back(folder: Path, staging: Path, record: dict) -> None:
+    """Undo :func:`_move_in` (also half-done, after a kill): earlier versions back from ``staging/old``;
+    a name that had no earlier version (``record['fresh']``) is removed again. Repeatable."""
+    old = staging / "old"
     for name in [*record["files"], *record["remove"]]:
-        if (old / name).exists() or (old / name).is_symlink():
-            os.replace(old / name, folder / name)
+        target = folder / name
+        if _present(old / name):
+            _discard(target)
+            os.replace(old / name, target)
+        elif name in record.get("fresh", ()):
+            _discard(target)
+
+
+def _discard(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif _present(path):
+        path.unlink()
 
 
 def _write_manifest(folder: Path, staging: Path, files: list[str]) -> None:
@@ -301,7 +314,8 @@ def result_set(folder: str | os.PathLike, overwrite: bool = False, earlier: Iter
         files = sorted(p.name for p in results.dir.iterdir())
         remove = sorted(set(previous) - set(files)) if overwrite else []
         manifest = sorted((set(previous) - set(remove)) | set(files))
-        record = {"files": files, "remove": remove, "manifest": manifest}
+        fresh = [name for name in files if not _present(folder / name)]  # no earlier version to restore
+        record = {"files": files, "remove": remove, "manifest": manifest, "fresh": fresh}
         with atomic_path(staging / _COMMIT) as tmp:
             tmp.write_text(json.dumps(record))
         _move_in(folder, staging, record)

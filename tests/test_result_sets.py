@@ -163,3 +163,45 @@ def test_the_next_result_set_cleans_up_after_a_killed_one_and_folders_get_the_um
     assert _state(out) == OLD and (out / "sub" / "deep.txt").read_text() == "x"
     assert (out / "sub").stat().st_mode & 0o777 == 0o755
     assert sorted(read_manifest(out)) == sorted([*OLD, "sub"])
+
+
+_FAIL_THEN_KILL = textwrap.dedent("""
+    import os, sys
+    import descnet.io as dio
+    fail, kill, folder, files = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+    real, calls = os.replace, [0]
+    def replace(src, dst):
+        calls[0] += 1
+        if calls[0] == fail:
+            raise OSError("injected")
+        if calls[0] == kill:
+            os._exit(9)  # killed while rolling back
+        return real(src, dst)
+    dio.os.replace = replace
+    try:
+        with dio.result_set(folder, overwrite=True) as rs:
+            for name in files:
+                rs.path(name).write_text("new " + name[0])
+    except OSError:
+        sys.exit(4)
+    sys.exit(3)
+""")
+
+
+def test_a_kill_while_rolling_back_after_an_error_leaves_the_old_set(tmp_path):
+    count = 0
+    for fail in range(2, 12):
+        for extra in (1, 2, 3):
+            out = tmp_path / f"out{fail}-{extra}"
+            out.mkdir()
+            (out / "notes.txt").write_text("mine")
+            _write(out, OLD)
+            proc = subprocess.run([sys.executable, "-c", _FAIL_THEN_KILL, str(fail), str(fail + extra), str(out),
+                                   *NEW], cwd=REPO, capture_output=True, text=True)
+            assert proc.returncode in (9, 4, 3), proc.stderr
+            recover_result_sets(out)
+            state = _check_old_or_new(out, {"notes.txt": "mine"})
+            if proc.returncode in (9, 4):
+                assert state == "old"
+                count += proc.returncode == 9
+    assert count >= 5
