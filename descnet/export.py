@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .inference import fuse_for_inference
+from .inference import check_finite_descriptors, fuse_for_inference, model_name
 from .io import atomic_path
 
 __all__ = ["FORMATS", "TOLERANCE", "DEFAULT_OPSET", "ExportResult", "export_model", "onnx_bytes",
@@ -140,6 +140,9 @@ def export_model(model: nn.Module, path: str | os.PathLike, format: str, *, fuse
     x = _example(model, 3, 1)
     with torch.no_grad():
         expected = reference(x).float()
+    check_finite_descriptors(expected, model_name(model))
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; give the name of the file to write")
     with atomic_path(path) as tmp:
         try:
             if format == "torchscript":

@@ -334,7 +334,10 @@ def _growing(path: str | os.PathLike, kind: str, settings: Mapping[str, Any], ch
             raise ValueError(f"{path}: holds {kind} made with other settings: {diff}; write to another file "
                              f"(or replace it with --overwrite)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".h5.tmp", dir=path.parent)
+    from .io import remove_stale_temporaries
+
+    remove_stale_temporaries(path)  # what writers killed earlier left (a .NAME.PID.*.tmp of a dead process)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".h5.tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:

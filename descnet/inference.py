@@ -50,7 +50,7 @@ from .parallel import ordered_map
 
 __all__ = ["as_patch_tensor", "describe_patches", "PatchDescriber", "fuse_for_inference", "fold_batchnorm",
            "FusedCSA", "default_batch_size", "onnxruntime_available", "BACKENDS", "PRECISIONS",
-           "ONNX_MIN_PATCHES"]
+           "ONNX_MIN_PATCHES", "NonFiniteDescriptorsError", "check_finite_descriptors", "model_name", "check_device"]
 
 BACKENDS = ("auto", "eager", "fused", "onnxruntime", "compile")
 PRECISIONS = ("float32", "bfloat16")
@@ -95,6 +95,47 @@ def as_patch_tensor(patches: Any, patch_size: int, resize: str = "antialias") ->
         x = F.interpolate(x, size=(patch_size, patch_size), mode="bilinear", align_corners=False,
                           antialias=resize == "antialias")
     return x
+
+
+def check_device(device: str | torch.device, what: str = "device") -> torch.device:
+    """``device`` as a ``torch.device`` that exists here; a clear ``ValueError`` naming ``what`` otherwise
+    (``cuda`` on a torch without CUDA support or without a GPU, a GPU index past the last, an unknown name)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"{what} {device}: not a torch device ({err}); use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = ("this torch has no CUDA support (a CPU-only build)" if torch.version.cuda is None
+                   else "no GPU is visible")
+            raise ValueError(f"{what} {device}: CUDA is not available: {why}; use cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"{what} {device}: there are {torch.cuda.device_count()} GPU(s) (cuda:0 ...); "
+                             f"choose one of them")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{what} {device}: MPS is not available here; use cpu")
+    return dev
+
+
+class NonFiniteDescriptorsError(ValueError):
+    """A model produced NaN or infinite descriptors (broken weights): nothing is written or scored."""
+
+
+def model_name(model: Any) -> str:
+    """How errors name a model: the SPEC it was resolved from, else its registry name, else its class."""
+    return str(getattr(model, "descnet_spec", None) or getattr(model, "descnet_name", None) or type(model).__name__)
+
+
+def check_finite_descriptors(descriptors: torch.Tensor | np.ndarray, name: str) -> None:
+    """Raise :class:`NonFiniteDescriptorsError` naming the model ``name`` when any of the ``(N, D)``
+    descriptors holds NaN or inf."""
+    finite = torch.isfinite(torch.as_tensor(descriptors)).all(dim=-1) if len(descriptors) else None
+    if finite is None or bool(finite.all()):
+        return
+    bad = int((~finite).sum())
+    raise NonFiniteDescriptorsError(
+        f"model {name}: {bad} of {len(descriptors)} descriptors are not finite (NaN or inf): its weights are "
+        f"broken (a diverged training run?); use another checkpoint or model")
 
 
 # ------------------------------------------------------------------------------------------ fusion
@@ -356,8 +397,9 @@ class PatchDescriber:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.precision = precision
+        self.name = model_name(model)
         self.dtype = _DTYPES[precision]
         self.patch_size = int(getattr(model, "patch_size", 32))
         self.resize = getattr(model, "descnet_resize", "antialias")  # the model's input convention
@@ -504,9 +546,11 @@ def describe_patches(model: nn.Module | PatchDescriber, patches: Any, batch_size
         backend: see the module docstring; ``"auto"`` uses ONNX Runtime on the CPU for jobs of at least
             :data:`ONNX_MIN_PATCHES` patches when installed, the fused PyTorch model otherwise.
         precision: ``"float32"`` or ``"bfloat16"``.
+
+    Raises :class:`NonFiniteDescriptorsError` (naming the model) when any descriptor is NaN or inf.
     """
     n = len(patches)
-    device = torch.device(device)
+    device = check_device(device)
     if isinstance(model, PatchDescriber):
         describer = model
     else:
@@ -538,4 +582,5 @@ def describe_patches(model: nn.Module | PatchDescriber, patches: Any, batch_size
             bar.update(len(desc))
     if bar is not None:
         bar.close()
+    check_finite_descriptors(out, describer.name)
     return out

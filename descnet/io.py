@@ -1,19 +1,28 @@
-"""Small file helpers shared by every command: atomic writes and JSON output.
+"""Small file helpers shared by every command: atomic writes, result sets written as a unit, JSON output.
 
 Outputs are written to a temporary name in the destination folder and renamed into place, so an
-interrupted command never leaves a half-written file and never destroys the previous version.
+interrupted command never leaves a half-written file and never destroys the previous version. Temporary
+files are named ``.NAME.PID.*.tmp``; the next write of ``NAME`` removes those of processes that died.
+
+A command that writes several files writes them through :func:`result_set`: staged in a hidden folder of
+the result folder, moved in together after a commit record, rolled back on an error, and finished (or
+dropped) by the next command after a kill; the result folder's ``.descnet-manifest.json`` lists what
+descnet wrote there, so ``--overwrite`` removes only that.
 """
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
-__all__ = ["atomic_path", "atomic_dir", "write_json", "read_json", "user_cache_dir", "read_text_rows"]
+__all__ = ["atomic_path", "atomic_dir", "write_json", "read_json", "user_cache_dir", "check_output_parents",
+           "result_set", "ResultSet", "read_manifest", "recover_result_sets", "MANIFEST", "remove_stale_temporaries",
+           "read_text_rows"]
 
 
 def read_text_rows(path: str | os.PathLike, what: str) -> list[tuple[int, list[str]]]:
@@ -38,6 +47,35 @@ def user_cache_dir() -> Path:
     return Path(base).expanduser() / "descnet"
 
 
+def check_output_parents(path: str | os.PathLike, what: str = "--out") -> None:
+    """Check up front (before any work) that ``path`` can be created: the nearest existing path above it
+    must be a folder (not a file) we can write into. ``what`` names the option in the error."""
+    path = Path(path)
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{what} {path}: {parent} is a file, not a folder; choose another path")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ValueError(f"{what} {path}: cannot write into {parent} (permission denied); choose another path")
+            return
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that :func:`atomic_path` left next to ``path`` in processes that were
+    killed (``.NAME.PID.*.tmp`` whose process no longer runs); returns what was removed."""
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    prefix = f".{path.name}."
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)) and tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is renamed to ``path``, on error removed.
@@ -46,8 +84,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=(path.suffix if suffix is None else suffix) + ".tmp",
-                               dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.",
+                               suffix=(path.suffix if suffix is None else suffix) + ".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -68,6 +107,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; give it the mode a plain mkdir would
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -112,3 +152,195 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, (set, tuple)):
         return list(obj)
     raise TypeError(f"cannot write {type(obj).__name__} as JSON")
+
+
+# ------------------------------------------------------------------------------- result sets as a unit
+
+#: the file listing what descnet wrote into a result folder (``--overwrite`` removes only these)
+MANIFEST = ".descnet-manifest.json"
+_STAGING = ".descnet-staging-"
+_COMMIT = "commit.json"
+_ROLLBACK = "rollback"
+
+
+class ResultSet:
+    """The staging side of :func:`result_set`: write the files of a command under :attr:`dir` (same
+    relative names as in the result folder); they are moved into the folder together at the end.
+
+    Attributes: ``folder`` (the result folder), ``dir`` (the staging folder, ``folder/.descnet-staging-*/new``),
+    ``previous`` (the names the manifest of the folder listed before this command: descnet's earlier files).
+    """
+
+    def __init__(self, folder: Path, staging: Path, previous: list[str]) -> None:
+        self.folder, self.staging, self.dir, self.previous = folder, staging, staging / "new", previous
+
+    def path(self, name: str) -> Path:
+        """Where to write the result ``name`` (a relative file or folder name)."""
+        path = self.dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def read_manifest(folder: str | os.PathLike) -> list[str]:
+    """The names descnet wrote into ``folder`` (its :data:`MANIFEST`; empty when there is none)."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return []
+    try:
+        files = json.loads(path.read_text()).get("files", [])
+    except (ValueError, AttributeError):
+        return []
+    return [f for f in files if isinstance(f, str) and _safe_name(f)]
+
+
+def _safe_name(name: str) -> bool:
+    parts = Path(name).parts
+    return bool(parts) and not Path(name).is_absolute() and ".." not in parts
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_result_sets(folder: str | os.PathLike) -> None:
+    """Finish or undo the result sets of killed commands in ``folder``: a staging folder whose commit record
+    was written is moved in (the complete new set), one without it is removed (the old set stays), one
+    killed while it rolled back after an error finishes its roll-back. Staging folders of running processes
+    are left alone."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for staging in sorted(folder.glob(f"{_STAGING}*")):
+        pid = staging.name[len(_STAGING):].split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+            continue
+        if (staging / _COMMIT).is_file():
+            try:
+                record = json.loads((staging / _COMMIT).read_text())
+            except ValueError:
+                record = None
+            if record is not None and (staging / _ROLLBACK).exists():
+                _roll_back(folder, staging, record)
+            elif record is not None:
+                _move_in(folder, staging, record, rollback=False)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_in(folder: Path, staging: Path, record: dict, rollback: bool = True) -> None:
+    """Move the new files of ``record`` into ``folder`` (earlier versions to ``staging/old``), remove the
+    names of ``record['remove']``, write the manifest. On an error (``rollback``) the old set is restored."""
+    old = staging / "old"
+    old.mkdir(exist_ok=True)
+    try:
+        for name in record["files"]:
+            src, dst = staging / "new" / name, folder / name
+            if not _present(src):
+                continue  # moved before a kill (roll forward)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            _set_aside(dst, old / name)
+            os.replace(src, dst)
+        for name in record["remove"]:
+            _set_aside(folder / name, old / name)
+        _write_manifest(folder, staging, record["manifest"])
+    except BaseException:
+        if rollback:
+            (staging / _ROLLBACK).touch()  # a kill from here on: the next command finishes the roll-back
+            _roll_back(folder, staging, record)
+        raise
+
+
+def _present(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+def _set_aside(path: Path, backup: Path) -> None:
+    if _present(path):
+        backup.parent.mkdir(parents=True, exist_ok=True)
+        _discard(backup)
+        os.replace(path, backup)
+
+
+def _roll_back(folder: Path, staging: Path, record: dict) -> None:
+    """Undo :func:`_move_in` (also half-done, after a kill): earlier versions back from ``staging/old``;
+    a name that had no earlier version (``record['fresh']``) is removed again. Repeatable."""
+    old = staging / "old"
+    for name in [*record["files"], *record["remove"]]:
+        target = folder / name
+        if _present(old / name):
+            _discard(target)
+            os.replace(old / name, target)
+        elif name in record.get("fresh", ()):
+            _discard(target)
+
+
+def _discard(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif _present(path):
+        path.unlink()
+
+
+def _write_manifest(folder: Path, staging: Path, files: list[str]) -> None:
+    """Write the manifest in the staging folder and rename it into ``folder`` (a kill leaves no temp file)."""
+    tmp = staging / MANIFEST
+    tmp.write_text(json.dumps({"descnet": 1, "files": sorted(files)}, indent=2) + "\n")
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, folder / MANIFEST)
+
+
+@contextlib.contextmanager
+def result_set(folder: str | os.PathLike, overwrite: bool = False, earlier: Iterable[str] = (),
+               old_staging: Iterable[str] = ()) -> Iterator[ResultSet]:
+    """Write the files of one command into ``folder`` as a unit: all new, or (after an error or a kill at
+    any moment) all as before.
+
+    Files are written under the yielded :class:`ResultSet`'s ``dir`` (a hidden staging folder in ``folder``);
+    when the block ends without an error, a commit record is written and the files are moved in (each
+    earlier version set aside, restored on an error). The folder's :data:`MANIFEST` lists every name
+    descnet wrote there. A later :func:`result_set` (or :func:`recover_result_sets`) finishes a move
+    that was killed after its commit record, and removes staging folders of runs killed before it.
+
+    ``overwrite``: also remove the names of the earlier manifest that the new set does not hold (what
+    descnet wrote there before; never other files). Otherwise earlier results stay beside the new ones.
+    ``earlier``: the names descnet wrote in a folder without a manifest (an output of an older version).
+    ``old_staging``: glob patterns of the staging folders older versions used (``.hpatches-*``), removed.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    recover_result_sets(folder)
+    for pattern in old_staging:
+        for stale in folder.glob(pattern):
+            if stale.is_dir() and stale.name.startswith("."):
+                shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", dir=folder))
+    (staging / "new").mkdir()
+    previous = read_manifest(folder) if (folder / MANIFEST).is_file() else \
+        [n for n in earlier if _safe_name(n) and (folder / n).exists()]
+    results = ResultSet(folder, staging, previous)
+    try:
+        yield results
+        _fix_modes(results.dir)
+        files = sorted(p.name for p in results.dir.iterdir())
+        remove = sorted(set(previous) - set(files)) if overwrite else []
+        manifest = sorted((set(previous) - set(remove)) | set(files))
+        fresh = [name for name in files if not _present(folder / name)]  # no earlier version to restore
+        record = {"files": files, "remove": remove, "manifest": manifest, "fresh": fresh}
+        with atomic_path(staging / _COMMIT) as tmp:
+            tmp.write_text(json.dumps(record))
+        _move_in(folder, staging, record)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fix_modes(root: Path) -> None:
+    """Give the staged folders the mode a plain mkdir would (``mkdtemp`` makes 0700)."""
+    mode = 0o777 & ~_umask()
+    for path in [root, *root.rglob("*")]:
+        if path.is_dir() and not path.is_symlink():
+            os.chmod(path, mode)

@@ -275,7 +275,7 @@ def match_pair_to_dir(image1: str | os.PathLike, image2: str | os.PathLike, out:
 
     from .data.images import read_image
     from .features_io import write_features, write_matches
-    from .io import atomic_path, write_json
+    from .io import result_set, write_json
     from .matching import draw_matches, match_pair
     from .runinfo import environment_info
 
@@ -312,11 +312,10 @@ def match_pair_to_dir(image1: str | os.PathLike, image2: str | os.PathLike, out:
         "seconds": {**timings, "total": time.perf_counter() - start}, "environment": environment_info(device),
     }
     settings = descriptor_settings(label, detector, mr_size)
-    out.mkdir(parents=True, exist_ok=True)
-    write_features(out / "features.h5", dict(zip(names, feats)), settings)
-    write_matches(out / "matches.h5", {(names[0], names[1]): replace(result, features1=None, features2=None)},
-                  result.settings)
-    with atomic_path(out / "matches.png") as tmp:
-        tmp.write_bytes(png.tobytes())
-    write_json(out / "summary.json", summary)
+    with result_set(out) as staged:  # the four files of this run, or (after a failure or kill) the earlier ones
+        write_features(staged.path("features.h5"), dict(zip(names, feats)), settings)
+        write_matches(staged.path("matches.h5"),
+                      {(names[0], names[1]): replace(result, features1=None, features2=None)}, result.settings)
+        staged.path("matches.png").write_bytes(png.tobytes())
+        write_json(staged.path("summary.json"), summary)
     return summary

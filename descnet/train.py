@@ -73,13 +73,12 @@ def run(args: argparse.Namespace) -> int:
         args.overrides = [*args.overrides, "runtime.progress=false"]
 
     from descnet.training import NonFiniteLossError, Trainer, load_checkpoint, load_config
-    from descnet.training.config import apply_overrides, check_config
+    from descnet.training.config import apply_and_check
 
     if args.config:
         config = load_config(args.config, args.overrides)
     else:  # the run's own config, with runtime.* overrides (the Trainer refuses other changes)
-        config = apply_overrides(load_checkpoint(args.resume)["config"], args.overrides)
-        check_config(config, f"{args.resume} config")
+        config = apply_and_check(load_checkpoint(args.resume)["config"], args.overrides, f"{args.resume} config")
     trainer = Trainer(config, _run_dir(args), resume=args.resume)
     try:
         summary = trainer.fit()

@@ -198,6 +198,19 @@ def test_archive_put_by_hand_is_used(tmp_path):
     assert not (tmp_path / "liberty.zip").exists()
 
 
+def test_force_downloads_again_instead_of_reusing_a_stale_archive(tmp_path):
+    source = tmp_path / "src" / "liberty.zip"
+    source.parent.mkdir()
+    source.write_bytes(ARCHIVE)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "liberty").mkdir()
+    (out / "liberty.zip").write_bytes(b"a stale, broken archive")
+    download_resource(_resource(source.as_uri()), out, progress=False, force=True)
+    _check_unpacked(out / "liberty")
+    assert not (out / "liberty.zip").exists()
+
+
 # --------------------------------------------------------------------------------------------- unpack
 def test_unpack_member_folder_like_hpatches_tasks(tmp_path):
     top = f"hpatches-benchmark-{dl.HPATCHES_BENCHMARK_COMMIT}/"

@@ -266,6 +266,12 @@ def test_cli_patches_and_bad_input(synth_root, tmp_path, capsys):
     # nothing half-written, the earlier result intact, no temporary folders left
     assert (out / "patchify.json").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "p"]
+    # --overwrite replaces what descnet wrote and keeps the user's files
+    (out / "notes.txt").write_text("mine")
+    assert main(args + ["--overwrite", "--seed", "3"]) == 0
+    assert (out / "notes.txt").read_text() == "mine" and (out / "patchify.json").read_bytes() != before
+    assert sorted(p.name for p in out.iterdir()) == [".descnet-manifest.json", "hpatches-release", "notes.txt",
+                                                     "patchify.json", "tasks"]
 
 
 def test_cli_region_size_in_the_describe_unit(synth_root, tmp_path, capsys):

@@ -121,6 +121,25 @@ def test_cache_is_rebuilt_when_the_source_changes(tiny):
     np.testing.assert_array_equal(ds.patches, patches[:N - 10])
 
 
+def test_cache_is_rebuilt_when_a_middle_mosaic_changes(tiny):
+    import os
+
+    root, patches, labels, pairs = tiny
+    PhotoTour(root, "tiny", progress=False)
+    middle = root / "tiny" / "patches0001.bmp"
+    stat = middle.stat()
+    changed = patches.copy()
+    changed[256:512] = 255 - changed[256:512]
+    mosaic = np.zeros((1024, 1024), np.uint8)
+    for k in range(256):
+        row, col = divmod(k, 16)
+        mosaic[64 * row:64 * row + 64, 64 * col:64 * col + 64] = changed[256 + k]
+    assert cv2.imwrite(str(middle), mosaic)
+    os.utime(middle, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # same size, newer
+    ds = PhotoTour(root, "tiny", progress=False)
+    np.testing.assert_array_equal(ds.patches, changed)
+
+
 def test_cache_dir_and_no_source_left(tiny, tmp_path_factory):
     root, patches, labels, _ = tiny
     cache_dir = tmp_path_factory.mktemp("cache")
@@ -268,10 +287,16 @@ def test_info_longer_than_mosaics(tiny):
     _no_leftovers(root)
 
 
-def test_info_shorter_than_mosaics_is_fine(tiny):
+def test_info_shorter_than_mosaics_is_fine_but_uncovered_mosaics_are_reported(tiny):
     root, patches, labels, _ = tiny
     (root / "tiny" / "info.txt").write_text("".join(f"{p} 0\n" for p in labels[:300]))
-    ds = PhotoTour(root, "tiny", pairs_file=PAIRS_NAME, progress=False)
+    with pytest.warns(UserWarning, match=r"info\.txt: labels 300 patches, but .*tiny holds 1 more mosaic\(s\) "
+                                         r"\(patches0002\.bmp to patches0002\.bmp, up to 256 patches\) that no label "
+                                         r"covers: they are ignored"):
+        ds = PhotoTour(root, "tiny", pairs_file=PAIRS_NAME, progress=False)
+    with pytest.warns(UserWarning, match=r"tiny holds 1 more mosaic\(s\)"):  # again from the cache
+        again = PhotoTour(root, "tiny", pairs_file=PAIRS_NAME, progress=False)
+    assert again.source == "cache" and len(again) == 300
     assert len(ds) == 300
     np.testing.assert_array_equal(ds.patches, patches[:300])
     with pytest.raises(ValueError, match=r"m50_8_8_0\.txt: pairs refer to patch"):  # its pairs go past 300
@@ -319,3 +344,12 @@ def test_mosaics_without_info_hold_256_each(tiny):
     assert len(ds) == 3 * 256 and ds.labels is None
     np.testing.assert_array_equal(ds.patches[:N], patches)
     assert not ds.patches[N:].any()
+
+
+def test_a_negative_pair_id_is_reported_as_itself(tiny):
+    root, patches, labels, pairs = tiny
+    (root / "tiny" / "m50_2_2_0.txt").write_text(f"0 {labels[0]} 0 1 {labels[1]} 0 0\n-4 3 0 1 {labels[1]} 0 0\n")
+    ds = PhotoTour(root, "tiny", pairs_file="m50_2_2_0.txt", progress=False)
+    with pytest.raises(ValueError, match=r"m50_2_2_0\.txt: pairs refer to patch -4 \(pair 2\) but 'tiny' has patches "
+                                         r"0 to 599"):
+        ds.matches

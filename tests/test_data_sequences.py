@@ -150,6 +150,9 @@ def test_missing_image_names_the_file(tmp_path):
     ("1 0 0\n0 1 x\n0 0 1", "'x' is not a number"),
     ("1 0 0 0 1 0 0 0 nan", "non-finite"),
     ("1 2 3 2 4 6 0 0 1", "singular"),
+    ("0 0 0 0 0 0 0 0 0", "singular"),  # 0/0 in a scale-free test must not pass
+    ("1 0 0 0 1 0 0 0 inf", "non-finite"),
+    ("1e308 1e308 0 1e308 1e308 0 0 0 1", "singular"),
 ])
 def test_unparsable_homography_names_the_file(tmp_path, text, message):
     images, homs = _warped_set(n=2)

@@ -107,6 +107,21 @@ def test_cli_synth_and_refusals(tmp_path, capsys):
                  "--overwrite", "--quiet"]) == 0
     assert ImageSequences(out).names == ["v_synth000"]
     assert (out / "v_synth000" / "2.ppm").read_bytes() != before
+    # --overwrite removes only what descnet wrote (the manifest), never the user's own files
+    (out / "notes.txt").write_text("mine")
+    (out / "brown").mkdir()
+    (out / "brown" / "info.txt").write_text("0 0\n")
+    assert main(["data", "synth", "--out", str(out), "--sequences", "2", "--size", "160x128", "--kind", "illumination",
+                 "--overwrite", "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [".descnet-manifest.json", "brown", "i_synth000", "i_synth001",
+                                                     "notes.txt", "synth.json"]
+    assert (out / "notes.txt").read_text() == "mine" and (out / "brown" / "info.txt").is_file()
+    # an output of an older version (no manifest): its marker and listed sequences are descnet's
+    (out / ".descnet-manifest.json").unlink()
+    assert main(["data", "synth", "--out", str(out), "--sequences", "1", "--size", "160x128", "--overwrite",
+                 "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [".descnet-manifest.json", "brown", "notes.txt", "synth.json",
+                                                     "v_synth000"]
     # a foreign non-empty folder is never replaced
     foreign = tmp_path / "mine"
     foreign.mkdir()

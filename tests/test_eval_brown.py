@@ -72,3 +72,59 @@ def test_cli_errors_leave_results_alone(tmp_path, capsys):
     assert "nosuchmodel" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["brown_toy.json"]
     assert (out / "brown_toy.json").read_text() == "old"
+
+
+def test_cli_reruns_add_models_and_warn_on_constant_descriptors(tmp_path, capsys):
+    import torch
+
+    from descnet.models import create_model
+
+    make_subset(tmp_path)
+    model = create_model("tfeat")
+    state = model.state_dict()
+    state["descr.0.weight"].zero_()
+    state["descr.0.bias"].fill_(1.0)  # every patch gets the same descriptor
+    (tmp_path / "w").mkdir()
+    torch.save({"descnet": 1, "model": {"name": "tfeat", "options": dict(model.descnet_options)},
+                "state_dict": state}, tmp_path / "w" / "flat.pt")
+    out = tmp_path / "out"
+    (out / ".brown-x1y2z3").mkdir(parents=True)  # the staging folder of a killed run of an older version
+    (out / ".brown-x1y2z3" / "brown_toy.json").write_text("{}")
+    base = ["eval", "brown", "--root", str(tmp_path), "--subset", "toy", "--out", str(out), "--quiet"]
+    base_pairs = base + ["--pairs", "m50_21_21_0.txt"]
+    assert main(base_pairs + ["--model", "pixels"]) == 0
+    first = json.loads((out / "brown_toy.json").read_text())["models"]["pixels"]
+    assert first["warnings"] == [] and len(first["roc"]["fpr"]) > 2
+    assert main(base_pairs + ["--model", str(tmp_path / "w" / "flat.pt")]) == 0
+    printed = capsys.readouterr().out
+    assert "WARNING: w-flat: all descriptors are identical" in printed
+    assert "kept the earlier results of pixels" in printed
+    res = json.loads((out / "brown_toy.json").read_text())["models"]
+    assert list(res) == ["pixels", "w-flat"] and res["pixels"] == first
+    assert "all descriptors are identical" in res["w-flat"]["warnings"][0]
+    assert sorted(p.name for p in out.iterdir()) == [".descnet-manifest.json", "brown_toy.json", "brown_toy_roc.pdf",
+                                                     "brown_toy_roc.png"]
+    before = (out / "brown_toy.json").read_bytes()
+    assert main(base + ["--model", "pixels", "--pairs", "m50_3_3_0.txt"]) == 2
+    captured = capsys.readouterr()
+    assert "brown_toy.json: holds results of another setting (pairs_files differ)" in captured.err
+    assert "describing" not in captured.out  # refused before any work
+    assert (out / "brown_toy.json").read_bytes() == before
+    assert main(base + ["--model", "pixels", "--pairs", "m50_3_3_0.txt", "--overwrite"]) == 0
+    assert list(json.loads((out / "brown_toy.json").read_text())["models"]) == ["pixels"]
+
+
+def test_cli_an_unreadable_earlier_result_is_not_replaced_silently(tmp_path, capsys):
+    make_subset(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "brown_toy.json").write_text("my own notes")
+    base = ["eval", "brown", "--root", str(tmp_path), "--subset", "toy", "--out", str(out), "--quiet",
+            "--pairs", "m50_21_21_0.txt", "--model", "pixels"]
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "brown_toy.json: not valid JSON" in err and "pass --overwrite to replace it" in err
+    assert (out / "brown_toy.json").read_text() == "my own notes"
+    assert sorted(p.name for p in out.iterdir()) == ["brown_toy.json"]
+    assert main(base + ["--overwrite"]) == 0
+    assert "pixels" in json.loads((out / "brown_toy.json").read_text())["models"]

@@ -535,3 +535,40 @@ def test_retrieval_on_the_real_task_files_equals_the_official_code(shared_data):
     for lv in LEVELS:
         for k, value in want[lv].items():
             assert got[lv][str(k)] == pytest.approx(value, abs=1e-12)
+
+
+def test_cli_reruns_add_models_and_keep_earlier_ones_and_warn_on_constant_descriptors(tmp_path, capsys):
+    hand = hand_descriptors()
+    write_descriptor_csvs(tmp_path / "descs" / "hand", HPatchesDescriptors.from_mapping(hand))
+    flat = {s: {t: np.ones_like(np.asarray(a)) for t, a in types.items()} for s, types in hand.items()}
+    write_descriptor_csvs(tmp_path / "descs" / "flat", HPatchesDescriptors.from_mapping(flat))
+    write_tasks(tmp_path / "tasks", ["i_a", "v_b"], HAND_QUERIES, HAND_DISTRACTORS, hand_pairs())
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    base = ["eval", "hpatches", "--tasks-dir", str(tmp_path / "tasks"), "--split", "a", "--out", str(out), "--quiet"]
+    assert main(base + ["--descriptors", str(tmp_path / "descs" / "hand")]) == 0
+    first = json.loads((out / "hpatches_a.json").read_text())["models"]["hand"]
+    assert first["warnings"] == []
+    assert main(base + ["--descriptors", str(tmp_path / "descs" / "flat")]) == 0
+    assert "kept the earlier results of hand" in capsys.readouterr().out
+    res = json.loads((out / "hpatches_a.json").read_text())
+    assert list(res["models"]) == ["hand", "flat"] and res["models"]["hand"] == first
+    assert res["models"]["flat"]["headline"]["retrieval"] == 1.0  # the official numbers are kept ...
+    assert "all descriptors are identical" in res["models"]["flat"]["warnings"][0]  # ... with a warning
+    md, tex = (out / "hpatches_a.md").read_text(), (out / "hpatches_a.tex").read_text()
+    assert "| hand |" in md and "| flat |" in md and "WARNING: flat: all descriptors are identical" in md
+    assert "WARNING: flat: all descriptors are identical" in tex and "hand &" in tex
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [".descnet-manifest.json", "hpatches_a.json", "hpatches_a.md", "hpatches_a.pdf",
+                     "hpatches_a.png", "hpatches_a.tex", "notes.txt"]
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(base + ["--descriptors", str(tmp_path / "descs" / "hand"), "--tasks", "matching"]) == 2
+    captured = capsys.readouterr()
+    assert "hpatches_a.json: holds results of another setting (tasks differ)" in captured.err
+    assert "evaluating" not in captured.out  # refused before any work
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert main(base + ["--descriptors", str(tmp_path / "descs" / "hand"), "--tasks", "matching",
+                        "--overwrite"]) == 0
+    assert list(json.loads((out / "hpatches_a.json").read_text())["models"]) == ["hand"]
+    assert (out / "notes.txt").read_text() == "mine"

@@ -143,3 +143,17 @@ def test_fpr95_errors():
     with pytest.raises(ValueError, match="recall"):
         fpr_at_recall([0.1, 0.2], [1, 0], 0.0)
 
+
+
+def test_degenerate_descriptor_sets_are_recognised():
+    from descnet.eval.metrics import degenerate_warning
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(500, 16)).astype(np.float32)
+    assert degenerate_warning(real, "real") is None
+    assert "all descriptors are identical" in degenerate_warning(np.zeros((500, 16), np.float32), "zero")
+    few = real[rng.integers(0, 20, 500)]  # 20 distinct descriptors for 500 patches
+    assert "only 20 distinct descriptors among 500 patches" in degenerate_warning(few, "few")
+    big = np.repeat(real[:3], 20000, axis=0)  # sampled, still recognised
+    assert "only 3 distinct descriptors among 20000 patches" in degenerate_warning(big, "big")
+    assert degenerate_warning(real[:1], "one") is None

@@ -164,6 +164,26 @@ def test_cli_eval_sequences_writes_json_and_plot(sequence_root, tmp_path, capsys
     assert "RootSIFT (OpenCV)" in printed and "correct@3" in printed
 
 
+def test_cli_eval_sequences_reruns_add_models(sequence_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    base = ["eval", "sequences", "--root", str(sequence_root), "--max-keypoints", "200", "--sequence", "v_synth",
+            "--out", str(out), "--no-baselines"]
+    assert main(base + ["--model", "pixels"]) == 0
+    first = json.loads((out / "sequences.json").read_text())
+    assert main(base + ["--model", "opencv-sift"]) == 0
+    assert "kept the earlier results of pixels" in capsys.readouterr().out
+    both = json.loads((out / "sequences.json").read_text())
+    assert list(both["summary"]) == ["pixels", "SIFT (OpenCV)"]
+    assert both["summary"]["pixels"] == first["summary"]["pixels"]
+    assert list(both["pairs"]) == ["pixels", "SIFT (OpenCV)"]
+    assert set(both["settings"]["models"]) == set(both["summary"])
+    assert main(base + ["--model", "pixels", "--max-keypoints", "100"]) == 2
+    assert "sequences.json: holds results of other settings (max_keypoints differ)" in capsys.readouterr().err
+    assert json.loads((out / "sequences.json").read_text()) == both
+    assert main(base + ["--model", "pixels", "--max-keypoints", "100", "--overwrite"]) == 0
+    assert list(json.loads((out / "sequences.json").read_text())["summary"]) == ["pixels"]
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--sequence", "v_nothing"], "--sequence v_nothing: not found"),
     (["--no-baselines"], "nothing to evaluate"),

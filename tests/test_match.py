@@ -220,7 +220,8 @@ def test_cli_match_writes_four_files(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["match", str(a), str(b), "--model", "pixels", "--max-keypoints", "300", "--max-lines", "100",
                  "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["features.h5", "matches.h5", "matches.png", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".descnet-manifest.json", "features.h5", "matches.h5",
+                                                     "matches.png", "summary.json"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["keypoints"] == [300, 300] and summary["model_found"] and summary["names"] == ["a.png", "b.png"]
     assert summary["inliers"] > 50 and summary["matches"] >= summary["inliers"]
@@ -233,6 +234,48 @@ def test_cli_match_writes_four_files(tmp_path, capsys):
     assert list(feats) == ["a.png", "b.png"] and len(feats["a.png"]) == 300
     png = cv2.imread(str(out / "matches.png"))
     assert summary["inliers"] > 100 and png.shape[:2] == (240 + 34 + 22, 640)  # caption + "showing 100 of N inliers"
+
+
+def test_cli_match_failing_at_any_rename_leaves_the_old_or_the_new_four_files(tmp_path, monkeypatch):
+    import os
+
+    import descnet.io as dio
+
+    a, b = synthetic_pair(tmp_path)
+    out = tmp_path / "out"
+
+    def run(n: int) -> int:
+        return main(["match", str(a), str(b), "--model", "pixels", "--max-keypoints", str(n), "--out", str(out)])
+
+    def consistent() -> int:
+        names = sorted(p.name for p in out.iterdir())
+        assert names == [".descnet-manifest.json", "features.h5", "matches.h5", "matches.png", "summary.json"], names
+        n = json.loads((out / "summary.json").read_text())["keypoints"][0]
+        assert len(read_features(out / "features.h5")["a.png"]) == n
+        result = read_matches(out / "matches.h5")[("a.png", "b.png")]
+        assert int(result.inliers.sum()) == json.loads((out / "summary.json").read_text())["inliers"]
+        return n
+
+    assert run(200) == 0
+    real, seen = os.replace, set()
+    for k in range(1, 20):
+        calls = {"n": 0}
+
+        def flaky(src, dst, k=k, calls=calls):
+            calls["n"] += 1
+            if calls["n"] == k:
+                raise OSError(f"injected failure at rename {k}")
+            return real(src, dst)
+
+        monkeypatch.setattr(dio.os, "replace", flaky)
+        code = run(200 + 10 * k)
+        monkeypatch.setattr(dio.os, "replace", real)
+        n = consistent()
+        seen.add("new" if n == 200 + 10 * k else "old")
+        assert (code == 0) == (n == 200 + 10 * k)
+        if calls["n"] < k:
+            break
+    assert seen == {"old", "new"}
 
 
 @pytest.mark.parametrize("case, message", [

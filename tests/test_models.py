@@ -199,3 +199,22 @@ def test_published_tfeat_weights_give_unit_descriptors_on_real_patches(shared_da
     reference.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     with torch.no_grad():
         torch.testing.assert_close(d, torch.nn.functional.normalize(reference.eval()(x), dim=1), atol=1e-6, rtol=0)
+
+
+def test_a_checkpoint_that_does_not_fit_its_architecture_names_the_file_and_keys(tmp_path):
+    model = create_model("hardnet-csa", num_bases=8)
+    state = dict(model.state_dict())
+    state.pop("attn32.proj.weight", None) or state.pop(sorted(state)[0])
+    ckpt = {"descnet": 1, "model": {"name": "hardnet-csa", "options": dict(model.descnet_options)},
+            "state_dict": {**state, "extra.weight": torch.zeros(2)}}
+    torch.save(ckpt, tmp_path / "bad.pt")
+    with pytest.raises(WeightsError, match=r"bad\.pt: weights do not fit model 'hardnet-csa'.*Missing keys: .+\. "
+                                           r"Unexpected keys: extra\.weight"):
+        resolve_model(str(tmp_path / "bad.pt"))
+    key = sorted(k for k, v in state.items() if v.ndim == 4)[0]
+    torch.save({**ckpt, "state_dict": {**model.state_dict(), key: torch.zeros(1, 1, 1, 1)}}, tmp_path / "shape.pt")
+    with pytest.raises(WeightsError, match=rf"shape\.pt: tensor shapes do not fit the model: {key} \(1, 1, 1, 1\)"):
+        resolve_model(str(tmp_path / "shape.pt"))
+    torch.save({**ckpt, "model": {"name": "hardnet-csa", "options": {"no_such_option": 1}}}, tmp_path / "opt.pt")
+    with pytest.raises(WeightsError, match=r"opt\.pt: the checkpoint's model 'hardnet-csa' .* cannot be built"):
+        resolve_model(str(tmp_path / "opt.pt"))

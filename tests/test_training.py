@@ -233,11 +233,40 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
     trainer = Trainer(_config(**{"runtime.checkpoint_every": 2}), tmp_path / "run", data=in_memory_data(),
                       callbacks=[poison])
-    with pytest.raises(NonFiniteLossError, match=r"the loss became nan at epoch 2, step 6.*last\.pt"):
+    with pytest.raises(NonFiniteLossError, match=r"the loss became nan at epoch 2, step 6.*last\.pt \(step 4\)"):
         trainer.fit()
     kept = load_checkpoint(tmp_path / "run")
     assert kept["step"] == 4  # epoch end 1 (step 4); step 5 was not a checkpoint step, step 6 never happened
     assert all(torch.isfinite(v).all() for v in kept["state_dict"].values() if v.is_floating_point())
+
+
+def test_non_finite_weights_are_never_saved_as_a_checkpoint(tmp_path):
+    # a NaN running mean does not change the training loss (batch statistics) but poisons the weights
+    def poison(trainer, event):
+        if event == "step" and trainer.step == 1:
+            with torch.no_grad():
+                trainer.model.state_dict()["features.1.running_mean"].fill_(float("nan"))
+
+    trainer = Trainer(_config(**{"model.name": "hardnet", "runtime.checkpoint_every": 2}), tmp_path / "run",
+                      data=in_memory_data(), callbacks=[poison])
+    with pytest.raises(NonFiniteLossError, match=r"weights became non-finite \(features\.1\.running_mean\) by "
+                                                 r"epoch 1, step 2.*kept: .*last\.pt \(step 0\)"):
+        trainer.fit()
+    kept = load_checkpoint(tmp_path / "run")
+    assert kept["step"] == 0
+    assert all(torch.isfinite(v).all() for v in kept["state_dict"].values() if v.is_floating_point())
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")) == []
+
+
+def test_save_checkpoint_refuses_non_finite_weights(tmp_path):
+    from descnet.training.checkpoint import NonFiniteWeightsError
+
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"descnet": 1, "state_dict": {"w": torch.ones(3)}})
+    before = path.read_bytes()
+    with pytest.raises(NonFiniteWeightsError, match=r"last\.pt: not written: non-finite weights in w"):
+        save_checkpoint(path, {"descnet": 1, "state_dict": {"w": torch.tensor([1.0, float("inf")])}})
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
 def test_runs_are_never_overwritten_and_resume_refuses_another_config(tmp_path):
@@ -372,3 +401,25 @@ def test_model_init_starts_from_a_trained_run(tmp_path):
                            "model.init": f"hardnet-csa:{tmp_path / 'csa32.pt'}"}), tmp_path / "c", data=data)
     with pytest.raises(ValueError, match="no parameter name in common"):
         Trainer(_config(**{"model.init": str(tmp_path / "a")}), tmp_path / "d", data=data)
+
+
+def test_set_numbers_follow_yaml_1_2_and_errors_blame_the_set_item(tmp_path):
+    from descnet.training.config import parse_override
+
+    assert parse_override("optimizer.lr=1e-3") == ("optimizer.lr", 1e-3)
+    assert parse_override("optimizer.lr=1.5E3") == ("optimizer.lr", 1500.0)
+    assert parse_override("loss.margin=.5e-1") == ("loss.margin", 0.05)
+    assert parse_override("data.root=1e3x") == ("data.root", "1e3x") and parse_override("seed=7") == ("seed", 7)
+    assert load_config(None, ["optimizer.lr=1e-3"])["optimizer"]["lr"] == 1e-3
+    good = tmp_path / "good.yaml"
+    good.write_text("optimizer: {lr: 2e-2}\n")
+    assert load_config(good)["optimizer"]["lr"] == 0.02
+    with pytest.raises(ValueError, match=r"^--set optimizer\.lr=abc: optimizer\.lr must be a number"):
+        load_config(good, ["seed=3", "optimizer.lr=abc"])
+    with pytest.raises(ValueError, match=r"^--set batch_size=-3: batch_size must be an integer >= 2"):
+        load_config(good, ["batch_size=-3"])
+    with pytest.raises(ValueError, match=r"^--set optimizer=\{lr: x\}: optimizer\.lr must be a number"):
+        load_config(good, ["optimizer={lr: x}"])
+    good.write_text("optimizer: {lr: x}\n")
+    with pytest.raises(ValueError, match=r"good\.yaml: optimizer\.lr must be a number"):
+        load_config(good, ["seed=3"])

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from descnet.io import check_output_parents
+
 __all__ = ["output_file", "output_dir", "add_quiet"]
 
 
@@ -18,6 +20,7 @@ def output_file(path: str, example: str, option: str = "--out") -> Path:
     out = Path(path)
     if out.is_dir():
         raise ValueError(f"{option} {out}: is a folder; this command writes one file, e.g. {out / example}")
+    check_output_parents(out, option)
     return out
 
 
@@ -27,6 +30,7 @@ def output_dir(path: str, option: str = "--out") -> Path:
     if out.exists() and not out.is_dir():
         raise ValueError(f"{option} {out}: exists and is not a folder; this command writes several files into a "
                          "folder")
+    check_output_parents(out, option)
     return out
 
 

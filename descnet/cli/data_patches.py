@@ -105,8 +105,10 @@ def parse_jitter(text: str, base, option: str):
 def run(args: argparse.Namespace) -> int:
     import time
 
+    from descnet.cli.common import output_dir
     from descnet.data.patchify import JITTER_LEVELS, PatchifyOptions, write_patch_dataset
 
+    output_dir(args.out)  # a file there, or a file on its path: refused before any work
     jitter = dict(JITTER_LEVELS)
     for level, option in (("e", "jitter_easy"), ("h", "jitter_hard"), ("t", "jitter_tough")):
         text = getattr(args, option)

@@ -38,14 +38,20 @@ def parse_size(text: str) -> tuple[int, int]:
         w, h = (int(p) for p in parts)
     except ValueError:
         raise ValueError(f"--size must look like 640x480, got {text!r}") from None
+    from descnet.data.synth import MAX_SIDE
+
+    if not (64 <= w <= MAX_SIDE and 64 <= h <= MAX_SIDE):
+        raise ValueError(f"--size {text}: each side must be from 64 to {MAX_SIDE} pixels")
     return w, h
 
 
 def run(args: argparse.Namespace) -> int:
     import time
 
+    from descnet.cli.common import output_dir
     from descnet.data.synth import SynthOptions, write_synthetic_sequences
 
+    output_dir(args.out)  # a file there, or a file on its path: refused before any work
     options = SynthOptions(size=parse_size(args.size))
     start = time.perf_counter()
     folders = write_synthetic_sequences(args.out, count=args.sequences, images=args.images, seed=args.seed,

@@ -85,9 +85,11 @@ def load_model(spec: str):
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
+    from descnet.inference import check_device
     from descnet.cli.common import output_file
     from descnet.pipeline import describe_to_file, image_sources
 
+    check_device(args.device, "--device")
     check_common(args)
     out = output_file(args.out, "features.h5")
     images = image_sources(args.images, args.image_list)

@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None,
                         help="patches per forward pass (default: chosen by descnet.inference.describe_patches)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the earlier results in --out (default: add these models to them; results of "
+                             "other models are kept)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -127,18 +130,23 @@ def run(args: argparse.Namespace) -> int:
     import datetime as dt
     from pathlib import Path
 
+    from descnet.cli.common import output_dir
+    from descnet.inference import check_device
     from descnet.data.hpatches import (GENERATED_FILE, TASKS_HINT, HPatches, find_tasks_dir,
                                        read_generated_tasks, read_retrieval_task, read_split,
                                        read_verification_pairs, verification_pairs_paths,
                                        write_verification_pairs)
     from descnet.eval.descriptors import read_descriptor_csvs, write_descriptor_csvs
     from descnet.eval.hpatches import TASKS, evaluate_hpatches, generate_verification_pairs
-    from descnet.eval.report import (HEADLINE_NOTES, hpatches_tables, latex_table, markdown_table,
-                                     plot_hpatches)
-    from descnet.io import write_json
+    from descnet.eval.metrics import degenerate_warning
+    from descnet.eval.report import (HEADLINE_NOTES, check_earlier_results, hpatches_tables, latex_table,
+                                     markdown_table, merge_earlier_results, model_notes, plot_hpatches)
+    from descnet.io import result_set, write_json
     from descnet.models import spec_label
     from descnet.runinfo import environment_info
 
+    check_device(args.device, "--device")
+    output_dir(args.out)  # a file there, or a file on its path: refused before any work
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     unknown = [t for t in tasks if t not in TASKS]
     if unknown or not tasks:
@@ -159,6 +167,10 @@ def run(args: argparse.Namespace) -> int:
     retrieval = read_retrieval_task(tasks_dir, split.name) if "retrieval" in tasks else None
     verification = read_verification_pairs(tasks_dir, split.name) if "verification" in tasks else None
     generated_tasks = read_generated_tasks(tasks_dir)
+    # refuse up front (before any describing) to mix these results with earlier ones of another setting
+    check_earlier_results(Path(args.out) / f"hpatches_{split.name}.json",
+                          {"split": {"name": split.name, "test_sequences": list(split.test)}, "tasks": tasks},
+                          args.overwrite)
 
     labels = [spec_label(s) for s in args.model] + [Path(d).name for d in args.descriptors]
     dupes = sorted({lb for lb in labels if labels.count(lb) > 1})
@@ -209,7 +221,11 @@ def run(args: argparse.Namespace) -> int:
         results[label] = evaluate_hpatches(ds, split, tasks, retrieval=retrieval, verification=verification,
                                            progress=not args.quiet)
         results[label].update(dim=ds.dim, source=origin)
+        warning = degenerate_warning(ds.data.reshape(-1, ds.dim), label)
+        results[label]["warnings"] = [warning] if warning else []
         print(hpatches_tables(label, results[label], split.name))
+        if warning:
+            print(warning)
         del ds
 
     if verification is not None:
@@ -240,29 +256,22 @@ def run(args: argparse.Namespace) -> int:
         "models": results,
         "environment": environment_info(args.device),
     }
-    # render everything into a staging folder first, so a failure leaves no partial results behind
-    import os
-    import tempfile
-
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"hpatches_{split.name}"
-    with tempfile.TemporaryDirectory(prefix=".hpatches-", dir=out) as tmp:
-        staging = Path(tmp)
-        write_json(staging / f"{stem}.json", payload)
-        (staging / f"{stem}.md").write_text(markdown_table(results, split.name, notes))
-        (staging / f"{stem}.tex").write_text(latex_table(results, split.name, notes))
-        plot_hpatches(results, [staging / f"{stem}.png", staging / f"{stem}.pdf"], split.name,
+    payload, kept = merge_earlier_results(out / f"{stem}.json", payload, ("split", "tasks", "task_files"),
+                                          args.overwrite)
+    if kept:
+        print(f"kept the earlier results of {', '.join(kept)} in {out / (stem + '.json')} (--overwrite replaces them)")
+    results, notes = payload["models"], model_notes(payload)
+    with result_set(out, old_staging=[".hpatches-*"]) as staged:  # all files of this run, or (after a failure or kill) all as before
+        write_json(staged.path(f"{stem}.json"), payload)
+        staged.path(f"{stem}.md").write_text(markdown_table(results, split.name, notes))
+        staged.path(f"{stem}.tex").write_text(latex_table(results, split.name, notes))
+        plot_hpatches(results, [staged.path(f"{stem}.png"), staged.path(f"{stem}.pdf")], split.name,
                       note=", ".join(n for n, on in (("split and retrieval files generated",
                                                       generated_tasks is not None),
                                                      ("verification pairs generated", generated)) if on))
         if generated:
-            write_verification_pairs(staging / "tasks", split.name, generated)
-        written = []
-        for path in sorted(staging.rglob("*")):
-            if path.is_file():
-                target = out / path.relative_to(staging)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, target)
-                written.append(str(target))
+            write_verification_pairs(staged.path("tasks"), split.name, generated)
+        written = sorted(str(out / p.name) for p in staged.dir.iterdir())
     print("wrote " + ", ".join(written))
     return 0

@@ -21,6 +21,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import json
 
 from descnet.choices import ESTIMATOR_NAMES, MATCHERS
 
@@ -46,23 +47,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=None, metavar="PX",
                         help="homography inlier threshold in pixels (default: 3)")
     parser.add_argument("--device", default="cpu", help="torch device for the models (default: cpu)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the earlier results in --out (default: add these models to them; results of "
+                             "other models are kept)")
     parser.add_argument("--out", default="results/eval/sequences", metavar="DIR",
                         help="folder for sequences.json and mma.png (default: results/eval/sequences)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _check_earlier_settings(path, settings: dict, overwrite: bool) -> None:
+    """Refuse to add to an earlier ``sequences.json`` made with other settings (models aside)."""
+    try:
+        earlier = json.loads(path.read_text()).get("settings") if path.is_file() and not overwrite else None
+    except (OSError, ValueError, AttributeError):
+        return  # unreadable: merge_earlier_results refuses it
+    if isinstance(earlier, dict):
+        drop = ("models",)
+        differ = sorted(k for k in {*earlier, *settings} - set(drop) if earlier.get(k) != settings.get(k))
+        if differ:
+            raise ValueError(f"{path}: holds results of other settings ({', '.join(differ)} differ), which cannot "
+                             f"share a table; pass --overwrite to replace them, or use another --out")
 
 
 def run(args: argparse.Namespace) -> int:
     import datetime as dt
     from pathlib import Path
 
+    from descnet.cli.common import output_dir
+    from descnet.inference import check_device
     from descnet.cli.describe import check_common, load_model
     from descnet.data.sequences import ImageSequences
     from descnet.eval.sequences import (evaluate_sequences, format_summary, model_label, pair_rows, plot_mma,
                                         summarize)
-    from descnet.io import write_json
+    from descnet.eval.report import merge_earlier_results
+    from descnet.io import result_set, write_json
     from descnet.matching import ESTIMATORS
     from descnet.runinfo import environment_info
 
+    check_device(args.device, "--device")
+    output_dir(args.out)  # a file there, or a file on its path: refused before any work
     check_common(args)
     if args.estimator not in ESTIMATORS:
         raise ValueError(f"--estimator {args.estimator}: unknown; choose one of: {', '.join(ESTIMATORS)}")
@@ -96,16 +119,23 @@ def run(args: argparse.Namespace) -> int:
                 "detector": args.detector, "max_keypoints": args.max_keypoints, "mr_size": args.mr_size,
                 "matcher": args.matcher, "ratio": args.ratio, "estimator": args.estimator,
                 "threshold": args.threshold}
+    _check_earlier_settings(out / "sequences.json", settings, args.overwrite)  # before any work
     results = evaluate_sequences(sequences, models, detector=args.detector, max_keypoints=args.max_keypoints or None,
                                  mr_size=args.mr_size, method=args.matcher, ratio=args.ratio,
                                  estimator=args.estimator, threshold=args.threshold, device=args.device,
                                  progress=not args.quiet)
-    summary = summarize(results)
-    print(format_summary(summary))
     payload = {"evaluation": "sequences", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-               "environment": environment_info(args.device), "settings": settings, "summary": summary,
+               "environment": environment_info(args.device), "settings": settings, "summary": summarize(results),
                "pairs": pair_rows(results)}
-    write_json(out / "sequences.json", payload)
-    plot_mma(summary, out / "mma.png")
+    payload, kept = merge_earlier_results(out / "sequences.json", payload, (), args.overwrite, ("summary", "pairs"))
+    if kept:
+        earlier = json.loads((out / "sequences.json").read_text())["settings"].get("models", {})
+        payload["settings"] = {**settings, "models": {**{k: earlier.get(k) for k in kept}, **settings["models"]}}
+        print(f"kept the earlier results of {', '.join(kept)} in {out / 'sequences.json'} (--overwrite replaces them)")
+    summary = payload["summary"]
+    print(format_summary(summary))
+    with result_set(out) as staged:  # both files, or (after a failure or kill) both as before
+        write_json(staged.path("sequences.json"), payload)
+        plot_mma(summary, staged.path("mma.png"))
     print(f"wrote {out / 'sequences.json'}, {out / 'mma.png'}")
     return 0

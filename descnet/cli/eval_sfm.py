@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from descnet.inference import check_device
     from descnet.cli.common import output_dir
     from descnet.cli.reconstruct import sfm_options
     from descnet.colmap import format_table
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from descnet.eval.sfm import compare_sfm
     from descnet.pairs import read_pairs
 
+    check_device(args.device, "--device")
     if args.max_keypoints < 1:
         raise ValueError(f"--max-keypoints must be at least 1, got {args.max_keypoints}")
     ratio = None if args.matcher == "mnn" else args.ratio

@@ -28,9 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from descnet.cli.common import output_file
     from descnet.export import export_model
     from descnet.models import resolve_model
 
+    output_file(args.out, "model.onnx" if args.format == "onnx" else "model.pt")
     model = resolve_model(args.model)
     result = export_model(model, args.out, args.format, fuse=not args.no_fuse, opset=args.opset,
                           verify=not args.no_verify)

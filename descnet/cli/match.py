@@ -66,8 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from descnet.inference import check_device
     from descnet.cli.describe import check_common
 
+    check_device(args.device, "--device")
     check_common(args)
     if args.ratio is not None and args.matcher == "mnn":
         raise ValueError("--ratio applies to --matcher snn or smnn, not mnn")

@@ -378,8 +378,9 @@ def download_resource(resource: Resource, root: str | os.PathLike, *, mirrors: l
     """Fetch and unpack one resource into ``<root>/<resource.dest>``; returns that folder.
 
     An existing folder is kept (unless ``force``). An archive already in ``root`` (e.g. downloaded by hand)
-    is used as is. URLs are tried in order; an interrupted transfer stops at once so that the next run
-    resumes it. The archive is deleted after unpacking unless ``keep_archive``.
+    is used as is, except with ``force``: then it (and any partial download) is removed and fetched again.
+    URLs are tried in order; an interrupted transfer stops at once so that the next run resumes it. The
+    archive is deleted after unpacking unless ``keep_archive``.
     """
     root = Path(root)
     dest = root / resource.dest
@@ -387,6 +388,9 @@ def download_resource(resource: Resource, root: str | os.PathLike, *, mirrors: l
         return dest
     checksums = CHECKSUMS if checksums is None else checksums
     archive = root / resource.filename
+    if force:  # "download again" means the archive too: a stale or broken one must not be reused
+        for suffix in ("", ".part", ".part.json"):
+            archive.with_name(archive.name + suffix).unlink(missing_ok=True)
     if not archive.is_file():
         failures = []
         for url in candidate_urls(resource, mirrors):

@@ -617,6 +617,17 @@ def _output_name(sequence: Sequence) -> str:
     return sequence.name if sequence.kind else f"v_{sequence.name}"
 
 
+def _earlier_output(out: Path) -> list[str]:
+    """What an earlier patch set without a manifest holds: its marker, hpatches-release, tasks, the Brown set."""
+    import json
+
+    try:
+        brown = (json.loads((out / MARKER).read_text()).get("brown") or {}).get("name")
+    except (OSError, ValueError, AttributeError):
+        brown = None
+    return [MARKER, "hpatches-release", "tasks", *([brown] if isinstance(brown, str) else [])]
+
+
 def write_patch_dataset(sequences: str | os.PathLike | ImageSequences, out: str | os.PathLike,
                         options: PatchifyOptions | None = None, seed: int = 0, brown: str | None = None,
                         brown_types: Seq[str] = ("ref", "e", "h"), brown_per_point: int = 4,
@@ -638,7 +649,7 @@ def write_patch_dataset(sequences: str | os.PathLike | ImageSequences, out: str 
     """
     from descnet.data.hpatches import PATCH_SIZE, write_patch_stack
     from descnet.data.synth import check_output_folder
-    from descnet.io import atomic_dir, write_json
+    from descnet.io import result_set, write_json
 
     options = options or PatchifyOptions()
     if options.patch_size != PATCH_SIZE:
@@ -689,7 +700,8 @@ def write_patch_dataset(sequences: str | os.PathLike | ImageSequences, out: str 
         from tqdm.auto import tqdm
 
         iterator = tqdm(seqs, desc="patchify", unit="seq")
-    with atomic_dir(out) as tmp:
+    with result_set(out, overwrite=True, earlier=_earlier_output(out)) as staged:
+        tmp = staged.dir
         for image_offset, (sequence, name) in enumerate(zip(iterator, names)):
             patches, frames = sequence_patches(sequence, options, seed, return_frames=True)
             n = len(patches["ref"])

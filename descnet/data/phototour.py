@@ -26,6 +26,7 @@ import json
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -251,21 +252,24 @@ class PhotoTour:
         self._pairs_in_memory: dict[str, np.ndarray] = {}
         self.patches: np.ndarray
         self.labels: np.ndarray | None = None
+        self.uncovered: str | None = None  # the source holds patches no info.txt label covers (reported)
 
         source = self._find_source()
         signature = self._signature(source) if source else None
         if cache and self._cache_is_valid(signature):
             self._load_cache(in_memory)
             self.source = "cache"
-            return
-        if source is None:
+        elif source is None:
             raise FileNotFoundError(self._missing_message())
-        self.source = source
-        if cache:
-            self._write_cache(source, signature, progress)
-            self._load_cache(in_memory)
         else:
-            self.patches, self.labels, self._pairs_in_memory = self._read_source(source, progress)
+            self.source = source
+            if cache:
+                self._write_cache(source, signature, progress)
+                self._load_cache(in_memory)
+            else:
+                self.patches, self.labels, self._pairs_in_memory = self._read_source(source, progress)
+        if self.uncovered:  # every time the set is opened, not only when the cache is built
+            warnings.warn(self.uncovered, UserWarning, stacklevel=2)
 
     # -- public API ---------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -364,7 +368,8 @@ class PhotoTour:
                 f"(patches0000.bmp, info.txt, m50_*.txt) or torchvision's {self.root / (self.name + '.pt')}; {hint}")
 
     def _signature(self, source: str) -> str:
-        """Sizes and modification times of the source files: a changed source invalidates the cache."""
+        """Sizes and modification times of every source file (each mosaic, info.txt, each pairs file): a
+        changed source file invalidates the cache."""
         def stat(path: Path) -> list[int] | None:
             try:
                 st = path.stat()
@@ -376,8 +381,8 @@ class PhotoTour:
             return json.dumps({"source": source, "pt": stat(self.root / f"{self.name}.pt")})
         mosaics = self._mosaics()
         pairs = sorted(p.name for p in self.folder.iterdir() if _PAIRS_RE.match(p.name))
-        return json.dumps({"source": source, "mosaics": len(mosaics), "first": stat(mosaics[0]),
-                           "last": stat(mosaics[-1]), "info": stat(self.folder / "info.txt"),
+        return json.dumps({"source": source, "mosaics": {p.name: stat(p) for p in mosaics},
+                           "info": stat(self.folder / "info.txt"),
                            "pairs": {p: stat(self.folder / p) for p in pairs}})
 
     def _read_source(self, source: str, progress: bool) -> tuple[np.ndarray, np.ndarray | None,
@@ -402,6 +407,12 @@ class PhotoTour:
                 raise ValueError(f"{info} lists {len(labels)} patches but {self.folder} holds only "
                                  f"{len(mosaics)} mosaics ({capacity} patches): {needed - len(mosaics)} "
                                  f"mosaic(s) missing from {mosaic_name(len(mosaics))} on")
+            used = math.ceil(len(labels) / PATCHES_PER_MOSAIC)
+            if used < len(mosaics):
+                extra = len(mosaics) - used
+                self.uncovered = (f"{info}: labels {len(labels)} patches, but {self.folder} holds {extra} more "
+                                  f"mosaic(s) ({mosaic_name(used)} to {mosaic_name(len(mosaics) - 1)}, up to "
+                                  f"{extra * PATCHES_PER_MOSAIC} patches) that no label covers: they are ignored")
             return len(labels), labels
         published = SUBSET_SIZES.get(self.name)
         if published is not None and len(mosaics) == math.ceil(published / PATCHES_PER_MOSAIC):
@@ -433,9 +444,14 @@ class PhotoTour:
 
     def _check_pairs(self, pairs: np.ndarray, path: Path, count: int | None = None) -> None:
         count = len(self.patches) if count is None else count
-        if pairs.size and (pairs[:, :2].min() < 0 or pairs[:, :2].max() >= count):
-            raise ValueError(f"{path}: pairs refer to patch {int(pairs[:, :2].max())} but {self.name!r} has "
-                             f"{count} patches")
+        if not pairs.size:
+            return
+        ids = pairs[:, :2]
+        bad = ids[(ids < 0) | (ids >= count)]
+        if bad.size:
+            row = int(np.nonzero(((ids < 0) | (ids >= count)).any(axis=1))[0][0])
+            raise ValueError(f"{path}: pairs refer to patch {int(bad[0])} (pair {row + 1}) but {self.name!r} has "
+                             f"patches 0 to {count - 1}; fix the file or rebuild the set")
 
     def _read_torchvision(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         import pickle
@@ -501,6 +517,8 @@ class PhotoTour:
                         pairs = self._read_all_pairs(count)
                     if labels is not None:
                         f.create_dataset("labels", data=labels)
+                    if self.uncovered:
+                        f.attrs["uncovered"] = self.uncovered
                     group = f.create_group("pairs")
                     for filename, table in pairs.items():
                         group.create_dataset(filename, data=table)
@@ -517,6 +535,7 @@ class PhotoTour:
             offset = ds.id.get_offset()
             self.labels = f["labels"][...] if "labels" in f else None
             self._cached_pairs = set(f["pairs"]) if "pairs" in f else set()
+            self.uncovered = str(f.attrs["uncovered"]) if "uncovered" in f.attrs else None
             if in_memory or offset is None:
                 self.patches = ds[...]
                 return

@@ -100,10 +100,19 @@ def read_homography(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{path}: cannot parse homography: expected 9 numbers (a 3x3 matrix), found {len(values)}")
     h = np.array(values, dtype=np.float64).reshape(3, 3)
     if not np.isfinite(h).all():
-        raise ValueError(f"{path}: homography has non-finite entries")
-    if abs(np.linalg.det(h / np.abs(h).max())) < 1e-12:
-        raise ValueError(f"{path}: homography is singular")
+        raise ValueError(f"{path}: homography has non-finite entries (NaN or inf); fix or remove the file")
+    if not _invertible(h):
+        raise ValueError(f"{path}: homography is singular (not invertible; all zero?); fix or remove the file")
     return h
+
+
+def _invertible(h: np.ndarray) -> bool:
+    """Whether a finite ``(3, 3)`` matrix is safely invertible (scale-free determinant test; all-zero: no)."""
+    scale = np.abs(h).max()
+    if not scale > 0:
+        return False
+    det = np.linalg.det(h / scale)
+    return bool(np.isfinite(det) and abs(det) >= 1e-12)
 
 
 def _is_float(token: str) -> bool:

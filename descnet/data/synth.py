@@ -21,6 +21,7 @@ whatever the number of sequences made. Output (see :func:`write_synthetic_sequen
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import string
@@ -34,6 +35,10 @@ __all__ = ["SynthOptions", "procedural_image", "viewpoint_homography", "illumina
            "photometric_change", "synthetic_sequence", "write_synthetic_sequences", "check_output_folder"]
 
 MARKER = "synth.json"
+
+
+#: the largest image side :class:`SynthOptions` accepts (a 4096x4096 sequence needs about 2 GB of memory)
+MAX_SIDE = 4096
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,9 @@ class SynthOptions:
         w, h = self.size
         if w < 64 or h < 64:
             raise ValueError(f"size must be at least 64x64, got {w}x{h}")
+        if w > MAX_SIDE or h > MAX_SIDE:
+            raise ValueError(f"size {w}x{h}: at most {MAX_SIDE} pixels a side (the scene behind a sequence is "
+                             f"larger still and is held in memory); choose a smaller size")
         if self.num_images < 2:
             raise ValueError(f"num_images must be at least 2, got {self.num_images}")
         if self.zoom < 1 or self.gain < 1 or self.gamma < 1:
@@ -347,9 +355,12 @@ def synthetic_sequence(kind: str, rng: np.random.Generator, options: SynthOption
 def check_output_folder(out: str | os.PathLike, marker: str, overwrite: bool) -> Path:
     """Refuse to replace ``out`` unless it is absent, empty, or (with ``overwrite``) an earlier output of
     ours, recognised by its ``marker`` file. Returns ``out`` as a Path."""
+    from descnet.io import check_output_parents
+
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a folder")
+    check_output_parents(out)
     if out.is_dir() and any(out.iterdir()):
         if not (out / marker).is_file():
             raise FileExistsError(f"{out}: folder exists, is not empty and has no {marker}; "
@@ -357,6 +368,15 @@ def check_output_folder(out: str | os.PathLike, marker: str, overwrite: bool) ->
         if not overwrite:
             raise FileExistsError(f"{out}: holds an earlier output ({marker}); pass --overwrite to replace it")
     return out
+
+
+def _earlier_output(out: Path) -> list[str]:
+    """What an earlier synth output without a manifest holds: its marker and the sequences it lists."""
+    try:
+        names = json.loads((out / MARKER).read_text()).get("sequences", [])
+    except (OSError, ValueError, AttributeError):
+        names = []
+    return [MARKER, *(n for n in names if isinstance(n, str))]
 
 
 def _image_files(images: str | os.PathLike | Seq[str | os.PathLike]) -> list[Path]:
@@ -393,7 +413,7 @@ def write_synthetic_sequences(out: str | os.PathLike, count: int = 10, images=No
     """
     from descnet.data.images import read_image
     from descnet.data.sequences import write_sequence
-    from descnet.io import atomic_dir, write_json
+    from descnet.io import result_set, write_json
 
     if count < 1:
         raise ValueError(f"--sequences must be at least 1, got {count}")
@@ -407,7 +427,8 @@ def write_synthetic_sequences(out: str | os.PathLike, count: int = 10, images=No
         from tqdm.auto import tqdm
 
         iterator = tqdm(iterator, desc="synth", unit="seq")
-    with atomic_dir(out) as tmp:
+    with result_set(out, overwrite=True, earlier=_earlier_output(out)) as staged:
+        tmp = staged.dir
         for i in iterator:
             kind = kinds if kinds != "both" else ("viewpoint", "illumination")[i % 2]
             rng = np.random.default_rng([seed, i])

@@ -19,7 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ranked_counts", "precision_recall", "average_precision", "roc", "roc_auc", "SMALL"]
+__all__ = ["ranked_counts", "precision_recall", "average_precision", "roc", "roc_auc", "SMALL",
+           "degenerate_warning", "DISTINCT_SHARE"]
+
+#: a descriptor set with fewer distinct descriptors than this share of its patches is reported as degenerate
+DISTINCT_SHARE = 0.1
 
 #: The guard the official code puts in every denominator.
 SMALL = 1e-10
@@ -87,3 +91,24 @@ def roc_auc(distances: np.ndarray, labels: np.ndarray) -> float:
     """Area under the ROC curve, trapezoid integral of tpr over fpr (official ``metrics.roc(...)[2]``)."""
     fpr, tpr = roc(distances, labels)
     return float(_trapezoid(tpr, fpr))
+
+
+def degenerate_warning(descriptors: np.ndarray, label: str, sample: int = 20000, seed: int = 0) -> str | None:
+    """A warning when the ``(N, D)`` descriptors are degenerate, else ``None``: all the same (a collapsed
+    model; HPatches retrieval then scores mAP 100% at every pool in the official code), or fewer distinct
+    descriptors (rounded to 1e-4) than :data:`DISTINCT_SHARE` of the patches. At most ``sample`` rows
+    (seeded) are compared. The figures are kept as computed; the warning says they mean nothing."""
+    d = np.asarray(descriptors, dtype=np.float64).reshape(len(descriptors), -1)
+    n = len(d)
+    if n < 2:
+        return None
+    if n > sample:
+        d = d[np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))]
+    distinct = len(np.unique(np.round(d, 4), axis=0))
+    if distinct == 1:
+        return (f"WARNING: {label}: all descriptors are identical (a collapsed model?): its figures are "
+                f"not meaningful (constant descriptors get retrieval mAP 100% in the official protocol)")
+    if distinct < DISTINCT_SHARE * len(d):
+        return (f"WARNING: {label}: only {distinct} distinct descriptors among {len(d)} patches (a nearly "
+                f"collapsed model?): its figures are not meaningful")
+    return None

@@ -17,7 +17,8 @@ import numpy as np
 from descnet.data.hpatches import LEVEL_NAMES, LEVELS
 from descnet.io import atomic_path
 
-__all__ = ["format_table", "hpatches_tables", "markdown_table", "latex_table", "plot_hpatches", "plot_roc",
+__all__ = ["merge_earlier_results", "check_earlier_results", "model_notes", "format_table", "hpatches_tables",
+           "markdown_table", "latex_table", "plot_hpatches", "plot_roc",
            "HEADLINE_NOTES", "LEVEL_COLOURS"]
 
 #: Colours of the official figure (hpatches-benchmark/python/utils/config.py).
@@ -27,6 +28,68 @@ HEADLINE_NOTES = {
     "matching": "mean mAP over easy/hard/tough",
     "retrieval": "mean mAP over easy/hard/tough, pool of 20,000 distractors",
 }
+
+
+def merge_earlier_results(path: str | os.PathLike, payload: Mapping[str, Any], same: Sequence[str],
+                          overwrite: bool = False, labelled: Sequence[str] = ("models",)
+                          ) -> tuple[dict[str, Any], list[str]]:
+    """``payload`` with the ``models`` of an earlier result file ``path`` that it does not hold (a rerun
+    into the same folder adds models; a model rerun replaces its own entry). Returns ``(merged payload,
+    labels kept from the file)``. ``overwrite`` (or no file) keeps ``payload`` as is.
+
+    The earlier file must agree on the keys ``same`` (split, tasks, pairs files: what makes figures
+    comparable); otherwise a ``ValueError`` names the file and ``--overwrite``. Notes are merged.
+    ``labelled``: the sections keyed by model label (the first one decides which labels are kept).
+    """
+    from descnet.io import read_json
+
+    path = Path(path)
+    if overwrite or not path.is_file():
+        return dict(payload), []
+    try:
+        old = read_json(path)
+    except ValueError as err:
+        raise ValueError(f"{err}; pass --overwrite to replace it, or use another --out") from None
+    if not isinstance(old, Mapping) or not all(isinstance(old.get(k), Mapping) for k in labelled):
+        raise ValueError(f"{path}: not a descnet result file; pass --overwrite to replace it, or use another --out")
+    differ = [k for k in same if old.get(k) != payload.get(k)]
+    if differ:
+        raise ValueError(_other_setting(path, differ))
+    kept = [label for label in old[labelled[0]] if label not in payload[labelled[0]]]
+    merged = dict(payload)
+    for key in labelled:
+        merged[key] = {**{label: old[key][label] for label in kept if label in old[key]}, **payload[key]}
+    if "notes" in payload:
+        merged["notes"] = list(dict.fromkeys([*old.get("notes", []), *payload["notes"]]))
+    return merged, kept
+
+
+def _other_setting(path: Path, differ: Sequence[str]) -> str:
+    return (f"{path}: holds results of another setting ({', '.join(differ)} differ), which cannot share a table; "
+            f"pass --overwrite to replace them, or use another --out")
+
+
+def check_earlier_results(path: str | os.PathLike, setting: Mapping[str, Any], overwrite: bool = False) -> None:
+    """Refuse up front (before any work) when the earlier result file ``path`` holds another ``setting``
+    (keys and values as in the payload). An unreadable file is left to :func:`merge_earlier_results`."""
+    import json
+
+    path = Path(path)
+    if overwrite or not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(old, Mapping):
+        differ = [k for k in setting if old.get(k) != setting[k]]
+        if differ:
+            raise ValueError(_other_setting(path, differ))
+
+
+def model_notes(payload: Mapping[str, Any]) -> list[str]:
+    """The notes of a result payload followed by the warnings of its models (degenerate descriptors)."""
+    return [*payload.get("notes", []), *(w for res in payload["models"].values() for w in res.get("warnings", []))]
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], floatfmt: str = ".2f") -> str:

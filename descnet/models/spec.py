@@ -25,8 +25,8 @@ from torch import nn
 
 from .pretrained import pretrained_entry
 from .registry import create_model, list_models, model_entry
-from .weights import (WeightsError, checkpoint_model_info, extract_state_dict, load_weights, pretrained_path,
-                      read_weights_file)
+from .weights import (WeightsError, checkpoint_model_info, extract_state_dict, load_state, load_weights,
+                      pretrained_path, read_weights_file)
 
 __all__ = ["resolve_model", "load_pretrained", "spec_label", "RUN_CHECKPOINTS", "UNTRAINED_SEED", "RANDOM"]
 
@@ -99,9 +99,12 @@ def resolve_model(spec: str | os.PathLike) -> nn.Module:
         if info is None:
             raise WeightsError(f"{path}: not a descnet checkpoint (it records no model name); "
                                f"use NAME:{path} with one of: {', '.join(names)}")
-        model = create_model(info[0], **info[1])
-        model.load_state_dict(extract_state_dict(obj, str(path)))
-        return _tag(model, text, True)
+        try:
+            model = create_model(info[0], **info[1])
+        except (KeyError, TypeError, ValueError) as err:
+            raise WeightsError(f"{path}: the checkpoint's model {info[0]!r} with options {info[1]} cannot be built "
+                               f"({err.args[0] if err.args else err})") from None
+        return _tag(load_state(model, extract_state_dict(obj, str(path)), path), text, True)
     raise ValueError(f"model SPEC {text!r} is neither a trained model name, a baseline, NAME:WEIGHTS, "
                      f"NAME:{RANDOM}, a checkpoint file nor a run directory (`descnet models` lists the names)")
 

@@ -57,7 +57,13 @@ def extract_state_dict(obj: Any, source: str = "weights") -> dict[str, torch.Ten
 
 def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> nn.Module:
     """Load a weight file into ``model`` (in place, returned). Errors list missing/unexpected keys."""
-    state = extract_state_dict(read_weights_file(path), str(path))
+    return load_state(model, extract_state_dict(read_weights_file(path), str(path)), path, strict)
+
+
+def load_state(model: nn.Module, state: Mapping[str, Any], path: str | os.PathLike, strict: bool = True) -> nn.Module:
+    """Load the tensors ``state`` read from ``path`` into ``model`` (in place, returned); a :class:`WeightsError`
+    naming ``path`` and the keys when they do not fit (missing or unexpected keys, other shapes) or hold
+    NaN or infinite values (a diverged training run: its descriptors would be NaN)."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -67,10 +73,15 @@ def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True)
         name = getattr(model, "descnet_name", type(model).__name__)
         raise WeightsError(f"{path}: weights do not fit model {name!r} (another architecture?). "
                            f"Missing keys: {show(missing)}. Unexpected keys: {show(unexpected)}.")
-    bad = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-           for k in set(state) & set(own) if state[k].shape != own[k].shape]
+    bad = [f"{k} {tuple(getattr(state[k], 'shape', ()))} vs {tuple(own[k].shape)}"
+           for k in set(state) & set(own) if getattr(state[k], "shape", None) != own[k].shape]
     if bad:
         raise WeightsError(f"{path}: tensor shapes do not fit the model: {'; '.join(sorted(bad)[:8])}")
+    broken = sorted(k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+                    and not bool(torch.isfinite(v).all()))
+    if broken:
+        raise WeightsError(f"{path}: non-finite (NaN or inf) weights in {', '.join(broken[:5])}"
+                           f"{' ...' if len(broken) > 5 else ''} (a diverged training run?); use an earlier checkpoint")
     model.load_state_dict(state, strict=strict)
     return model
 

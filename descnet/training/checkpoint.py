@@ -29,17 +29,32 @@ import torch
 from descnet.io import atomic_path
 
 __all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "find_checkpoint", "LAST", "BEST",
-           "export_weights"]
+           "export_weights", "non_finite_tensors", "NonFiniteWeightsError"]
 
 FORMAT_VERSION = 1
 LAST, BEST = "last.pt", "best.pt"
 _REQUIRED = ("model", "state_dict", "optimizer", "scheduler", "epoch", "step", "batch", "config")
 
 
+class NonFiniteWeightsError(ValueError):
+    """A checkpoint's ``state_dict`` holds NaN or infinite values; it was not written."""
+
+
+def non_finite_tensors(state_dict: Mapping[str, Any]) -> list[str]:
+    """Names of the floating tensors of ``state_dict`` holding NaN or infinite values (empty: all finite)."""
+    return [key for key, value in state_dict.items()
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+
+
 def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
     """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename): an interrupted write
-    leaves the previous checkpoint intact."""
+    leaves the previous checkpoint intact. A ``state_dict`` with non-finite values is never written
+    (:class:`NonFiniteWeightsError`; the previous file stays)."""
     path = Path(path)
+    bad = non_finite_tensors(payload.get("state_dict") or {})
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise NonFiniteWeightsError(f"{path}: not written: non-finite weights in {', '.join(bad[:3])}{more}")
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             torch.save(dict(payload), f)

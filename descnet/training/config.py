@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -128,13 +129,24 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any], source: str = "c
     return out
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, with YAML 1.2's number rule: ``1e-3`` and ``1.5e3`` are floats (YAML 1.1, and
+    PyYAML, read an exponent without a dot or a sign as a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text()
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such config file") from None
     try:
-        content = yaml.safe_load(text)
+        content = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML ({err})") from None
     if content is None:
@@ -164,7 +176,7 @@ def parse_override(item: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. optimizer.lr=0.1")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = yaml.load(text, Loader=_Loader) if text.strip() else None
     except yaml.YAMLError as err:
         raise ValueError(f"--set {item!r}: cannot parse the value ({err})") from None
     return key.strip(), value
@@ -185,9 +197,34 @@ def apply_overrides(config: Mapping[str, Any], items: Iterable[str]) -> dict[str
 def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
     """The full config: :data:`DEFAULTS` <- ``base`` chain <- the file <- ``overrides``; checked."""
     config = _load_layers(Path(path), ()) if path is not None else copy.deepcopy(DEFAULTS)
+    return apply_and_check(config, overrides, str(path) if path is not None else "config")
+
+
+def apply_and_check(config: Mapping[str, Any], overrides: Iterable[str], source: str) -> dict[str, Any]:
+    """``config`` (read from ``source``) with the ``--set`` items applied, checked; an error names the
+    ``--set`` item that gave a bad value, else ``source``."""
+    overrides = list(overrides)
     config = apply_overrides(config, overrides)
-    check_config(config, str(path) if path is not None else "config")
+    try:
+        check_config(config, source)
+    except (ValueError, TypeError) as err:
+        raise _blame_override(err, source, overrides) from None
     return config
+
+
+def _blame_override(err: Exception, source: str, overrides: list[str]) -> Exception:
+    """The error of :func:`check_config` naming the ``--set`` item that gave the bad value instead of the
+    config file (the last item setting the key, or a section holding it, wins)."""
+    message = str(err)
+    if not message.startswith(f"{source}: "):
+        return err
+    rest = message[len(source) + 2:]
+    key = rest.split(" ", 1)[0]
+    for item in reversed(overrides):
+        name = item.partition("=")[0].strip()
+        if name == key or key.startswith(f"{name}.") or re.search(rf"(?<![\w.]){re.escape(name)}(?![\w.])", rest):
+            return type(err)(f"--set {item}: {rest}")
+    return err
 
 
 def _get(config: Mapping[str, Any], key: str) -> Any:

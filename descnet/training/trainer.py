@@ -41,7 +41,8 @@ from descnet.models import create_model, model_entry
 from descnet.precision import resolve_amp
 from descnet.sampling import BatchAssembler, PairSampler
 
-from .checkpoint import BEST, FORMAT_VERSION, LAST, find_checkpoint, is_better, load_checkpoint, save_checkpoint
+from .checkpoint import (BEST, FORMAT_VERSION, LAST, find_checkpoint, is_better, load_checkpoint, non_finite_tensors,
+                         save_checkpoint)
 from .config import RESUMABLE_PREFIXES, changed_keys, check_config, dump_config
 from .data import PairSet, PatchPoints, load_pair_set, load_training_data
 from .distributed import (DistInfo, all_gather_with_grad, barrier, dist_info_from_env, init_distributed,
@@ -53,7 +54,8 @@ METRICS_FILE = "metrics.jsonl"
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite: the run stops before the bad update; ``last.pt`` is kept."""
+    """The loss or the weights became NaN or infinite: the run stops; the last good ``last.pt`` is kept
+    (a checkpoint with non-finite weights is never written)."""
 
 
 class _PairForward(nn.Module):
@@ -236,8 +238,10 @@ class Trainer:
         self.data_wait = 0.0
         self.train_time = 0.0
         self._prefetch: _Prefetcher | None = None
+        self.saved_step: int | None = None  # the step of the last.pt on disk (None: none written yet)
         if checkpoint is not None:
             self._restore(checkpoint)
+            self.saved_step = self.step
         if self.dist.is_main:
             self._prepare_run_dir(resumed=checkpoint is not None)
 
@@ -285,6 +289,8 @@ class Trainer:
         from descnet.runinfo import environment_info
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.run_dir.glob(".*.tmp"):  # temporary files of a killed run (the run dir is this run's)
+            stale.unlink(missing_ok=True)
         with atomic_path(self.run_dir / "config.yaml") as tmp:
             tmp.write_text(dump_config(self.config))
         env_path = self.run_dir / "environment.json"
@@ -346,9 +352,21 @@ class Trainer:
 
     def save(self, name: str = LAST) -> Path | None:
         """Write a checkpoint into the run directory (rank 0 only; atomic)."""
-        if not self.dist.is_main:
-            return None
-        return save_checkpoint(self.run_dir / name, self.state())
+        bad = non_finite_tensors(self.model.state_dict())  # on every rank alike (DDP: the same weights)
+        if bad:
+            raise NonFiniteLossError(
+                f"the weights became non-finite ({', '.join(bad[:3])}) by epoch {self.epoch + 1}, step {self.step}; "
+                f"they were not saved. {self._kept_note()} (lower optimizer.lr, or try runtime.amp=none)")
+        path = save_checkpoint(self.run_dir / name, self.state()) if self.dist.is_main else None
+        if name == LAST:
+            self.saved_step = self.step  # rank 0 wrote it (other ranks: for their messages)
+        return path
+
+    def _kept_note(self) -> str:
+        """Which checkpoint a stopped run leaves, and from which step."""
+        if self.saved_step is None:
+            return f"No checkpoint was written ({self.run_dir / LAST} does not exist)."
+        return f"The last good checkpoint is kept: {self.run_dir / LAST} (step {self.saved_step})."
 
     def _write_metrics(self, row: Mapping[str, Any]) -> None:
         if self.dist.is_main:
@@ -389,8 +407,8 @@ class Trainer:
         if not math.isfinite(values[0]):
             raise NonFiniteLossError(
                 f"the loss became {values[0]} at epoch {self.epoch + 1}, step {self.step + 1} "
-                f"(lr {self.scheduler.get_last_lr()[0]:.4g}); the run stopped before this update. The last good "
-                f"checkpoint is kept: {self.run_dir / LAST} (lower optimizer.lr, or try runtime.amp=none)")
+                f"(lr {self.scheduler.get_last_lr()[0]:.4g}); the run stopped before this update. {self._kept_note()} "
+                f"(lower optimizer.lr, or try runtime.amp=none)")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
