@@ -11,7 +11,7 @@ same code paths as real runs and shows how to run them by hand:
 5. ``descnet eval brown``       FPR95 on the test patches' Brown-layout pairs;
 6. ``descnet eval sequences``   image matching (MMA, homography accuracy) on the held-out sequences;
 7. ``descnet match``            one held-out image pair, with a picture;
-8. ``descnet eval sequences``   descnet's shipped default model (``descnet-hardnet``) against OpenCV SIFT and
+8. ``descnet eval sequences``   descnet's shipped default model (``descnet-hardnet-csa``) against OpenCV SIFT and
                                 RootSIFT on real held-out pairs (graf, boat, EF notredame), when the real data
                                 is there (``DESCNET_SHARED_DATA`` or ``../shared/data``): the demo's own models
                                 train for minutes, the shipped one shows a descriptor that works;
@@ -253,10 +253,12 @@ def write_report(out: Path, train_names: list[str], test_names: list[str], timin
             "keypoints", "matches", "inliers", "model", "seconds")}, indent=1), "```", "", "![matches](match/matches.png)", ""]
     real = evals / "real-sequences" / "sequences.json"
     if real.is_file():
+        from descnet.models.pretrained import DEFAULT_MODEL
+
         lines += ["## descnet's shipped model on real held-out pairs", "",
                   "Real images (Oxford graf and boat, EF notredame; never used to train the shipped weights), "
-                  "2000 SIFT keypoints per image, mutual nearest neighbours. `descnet-hardnet` is the default "
-                  "model of every command (model card: `descnet/weights/descnet-hardnet.md`); the models above "
+                  f"2000 SIFT keypoints per image, mutual nearest neighbours. `{DEFAULT_MODEL}` is the default "
+                  f"model of every command (model card: `descnet/weights/{DEFAULT_MODEL}.md`); the models above "
                   "trained for minutes on synthetic data and are not expected to compete.", "",
                   _sequences_table(json.loads(real.read_text())), "", "![MMA](eval/real-sequences/mma.png)", ""]
     curves = plot_training_curves({m: out / "runs" / m for m in MODELS}, out / "training_curves.png")

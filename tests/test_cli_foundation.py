@@ -31,10 +31,10 @@ def test_models_command_lists_the_registry(capsys):
     csa = next(r for r in rows if r["name"] == "hardnet-csa")
     assert csa["options"]["num_bases"] == 32 and csa["dim"] == 128 and csa["spec"] == "hardnet-csa:WEIGHTS | hardnet-csa:random"
     trained = {r["name"]: r for r in listing["trained"]}
-    assert listing["default"] == "descnet-hardnet" and trained["descnet-hardnet"]["default"]
+    assert listing["default"] == "descnet-hardnet-csa" and trained["descnet-hardnet-csa"]["default"]
     assert sum(r["default"] for r in trained.values()) == 1
     assert trained["tfeat-liberty"]["urls"][0].startswith("https://github.com/vbalnt/tfeat/")
     assert trained["hardnet-liberty"]["weights"] in ("download", "cached")
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "descnet-hardnet*" in out and "hardnet-csa" in out
+    assert "descnet-hardnet-csa*" in out and "hardnet-csa" in out

@@ -22,7 +22,7 @@ def test_demo_runs_end_to_end_and_reuses_finished_steps(tmp_path):
         assert section in text, section
     assert '"seconds"' in text  # the match timings reach the report
     if opts.real_data is not None:  # the shipped default on the real held-out pairs
-        assert "shipped model on real held-out pairs" in text and "descnet-hardnet" in text
+        assert "shipped model on real held-out pairs" in text and "descnet-hardnet-csa" in text
     out = tmp_path / "demo"
     for path in ("eval/hpatches/hpatches_full.png", "match/matches.png", "training_curves.png",
                  "runs/hardnet/best.pt", "runs/hardnet-csa/last.pt"):

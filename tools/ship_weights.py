@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from descnet.io import atomic_path, read_json  # noqa: E402
+from descnet.models.pretrained import DEFAULT_MODEL  # noqa: E402
 
 WEIGHTS = REPO / "descnet" / "weights"
 PROBE_DIMS = 8
@@ -112,7 +113,7 @@ def card(run: Path, name: str, eval_dir: Path) -> Path:
         f"descnet's own trained weights, shipped in the package (`descnet/weights/{name}.pt`, float16, "
         f"{(WEIGHTS / f'{name}.pt').stat().st_size / 1e6:.1f} MB) and registered as `{name}`"
         + (" -- **the default model** of `describe`, `match`, `eval sequences` and the Python API." if
-           name == "descnet-hardnet" else "."), "",
+           name == DEFAULT_MODEL else "."), "",
         "## What it is", "",
         f"- architecture: `{model['name']}` {json.dumps(model.get('options') or {})} (32x32 grey patch -> 128-D unit vector)",
         "- input convention: patches cut by `descnet describe` (kornia LAFs, anti-aliased pyramid); HPatches/Brown "

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("images", metavar="IMAGES", help="the image folder")
     parser.add_argument("--model", action="append", default=[], metavar="SPEC",
-                        help="model SPEC to compare (repeat; default: descnet-hardnet, the shipped default); "
+                        help="model SPEC to compare (repeat; default: descnet-hardnet-csa, the shipped default); "
                              "opencv-sift / opencv-rootsift name OpenCV's descriptors")
     parser.add_argument("--no-baselines", action="store_true", help="do not add OpenCV's RootSIFT")
     parser.add_argument("--no-colmap", action="store_true", help="do not add COLMAP's own SIFT pipeline")

@@ -2,7 +2,7 @@
 
 A SPEC is one of:
 
-* a trained model by name (:mod:`descnet.models.pretrained`): ``descnet-hardnet`` (shipped, the default),
+* a trained model by name (:mod:`descnet.models.pretrained`): ``descnet-hardnet-csa`` (shipped, the default), ``descnet-hardnet``,
   ``hardnet-liberty``, ``sosnet-liberty``, ``tfeat-liberty``, ... (published, downloaded on first use);
 * a hand-crafted baseline: ``sift``, ``rootsift``, ``pixels``;
 * an architecture with a weight file: ``tfeat:path/to/tfeat-liberty.params``;
@@ -79,7 +79,7 @@ def resolve_model(spec: str | os.PathLike) -> nn.Module:
         if not model_entry(text).trainable:  # hand-crafted: nothing to train
             return _tag(create_model(text), text, True)
         raise ValueError(f"model SPEC {text!r} is an architecture without weights. Use a trained model "
-                         f"(descnet-hardnet, the default; `descnet models` lists them), {text}:WEIGHTS_FILE, "
+                         f"(descnet-hardnet-csa, the default; `descnet models` lists them), {text}:WEIGHTS_FILE, "
                          f"a run directory, or {text}:{RANDOM} for the untrained network (seed {UNTRAINED_SEED})")
     name, sep, weights = text.partition(":")
     if sep and name in names:
