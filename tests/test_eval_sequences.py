@@ -186,7 +186,6 @@ def test_cli_eval_sequences_reruns_add_models(sequence_root, tmp_path, capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--sequence", "v_nothing"], "--sequence v_nothing: not found"),
-    (["--no-baselines"], "nothing to evaluate"),
     (["--model", "pixels", "--kind", "viewpoint", "--sequence", "i_synth"], "--sequence i_synth: not found"),
 ])
 def test_cli_eval_sequences_bad_arguments(sequence_root, tmp_path, capsys, extra, message):
@@ -194,6 +193,15 @@ def test_cli_eval_sequences_bad_arguments(sequence_root, tmp_path, capsys, extra
     assert main(["eval", "sequences", "--root", str(sequence_root), "--out", str(out), *extra]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_eval_sequences_defaults_to_the_shipped_model(sequence_root, tmp_path):
+    from descnet.models.pretrained import DEFAULT_MODEL
+
+    out = tmp_path / "out"
+    assert main(["eval", "sequences", "--root", str(sequence_root), "--out", str(out), "--no-baselines",
+                 "--max-keypoints", "50", "--kind", "viewpoint"]) == 0
+    assert list(json.loads((out / "sequences.json").read_text())["summary"]) == [DEFAULT_MODEL]
 
 
 def test_cli_eval_sequences_missing_root(tmp_path, capsys):

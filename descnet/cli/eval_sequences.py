@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", action="append", required=True, metavar="DIR",
                         help="a folder of sequence folders, or one sequence folder (repeat for several)")
     parser.add_argument("--model", action="append", default=[], metavar="SPEC",
-                        help="model SPEC to compare (repeat); opencv-sift / opencv-rootsift name the baselines")
+                        help="model SPEC to compare (repeat; default: descnet-hardnet-csa, the shipped default); "
+                             "opencv-sift / opencv-rootsift name the baselines")
     parser.add_argument("--no-baselines", action="store_true",
                         help="do not add OpenCV SIFT and RootSIFT to the models")
     parser.add_argument("--kind", choices=("illumination", "viewpoint"), help="only these sequences")
@@ -89,10 +90,10 @@ def run(args: argparse.Namespace) -> int:
     check_common(args)
     if args.estimator not in ESTIMATORS:
         raise ValueError(f"--estimator {args.estimator}: unknown; choose one of: {', '.join(ESTIMATORS)}")
-    specs = ([] if args.no_baselines else ["opencv-sift", "opencv-rootsift"]) + [m for m in args.model]
-    specs = list(dict.fromkeys(specs))
-    if not specs:
-        raise ValueError("nothing to evaluate: give --model SPEC (or drop --no-baselines)")
+    from descnet.models.pretrained import DEFAULT_MODEL
+
+    models_given = args.model or [DEFAULT_MODEL]  # the shipped default when no model is named
+    specs = list(dict.fromkeys(([] if args.no_baselines else ["opencv-sift", "opencv-rootsift"]) + models_given))
     models = {}
     for spec in specs:
         label = model_label(spec)
