@@ -8,7 +8,8 @@
 (config, step, code version, machine, training time) and the descriptor of a fixed probe input, which the
 tests compare against. ``card`` reads the run (config, environment.json, metrics.jsonl) and the held-out
 evaluation that ``tools/eval_heldout.sh`` wrote into EVAL (eval-fpr95/brown_*.json,
-eval-sequences/sequences.json), and writes the card as markdown next to the weights.
+eval-sequences/sequences.json), and writes the card as markdown next to the weights (a "Notes" section written
+by hand -- comparisons with other runs, caveats about the machine -- has to be added again after a rewrite).
 """
 from __future__ import annotations
 
