@@ -322,6 +322,18 @@ def _finish(out: Path, work: Path, reconstruction: Any, summary: SfmSummary, lab
         tmp.write_text(format_table({label: summary}) + "\n")
 
 
+def _map_and_count(pycolmap, database: Path, image_dir: Path, work: Path, options: SfmOptions, progress: bool,
+                   seconds: dict[str, float], start: float):
+    """Incremental mapping (timed into ``seconds['map']``) and the database's match counts; sets
+    ``seconds['total']`` from ``start``. Returns ``(largest model or None, number of models, counts)``."""
+    t0 = time.perf_counter()
+    model, count = _map(pycolmap, database, image_dir, work / "models", options, progress)
+    seconds["map"] = time.perf_counter() - t0
+    counts = _database_counts(pycolmap, database, options.min_num_matches)
+    seconds["total"] = time.perf_counter() - start
+    return model, count, counts
+
+
 def reconstruct(image_dir: str | os.PathLike, features: str | os.PathLike, matches: str | os.PathLike,
                 out: str | os.PathLike, *, pairs: Sequence[tuple[str, str]] | None = None,
                 options: SfmOptions = SfmOptions(), label: str = "descnet", progress: bool = False) -> SfmSummary:
@@ -349,11 +361,8 @@ def reconstruct(image_dir: str | os.PathLike, features: str | os.PathLike, match
             t0 = time.perf_counter()
             _verify(pycolmap, database, work / "pairs.txt", options)
             seconds["verify"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            model, count = _map(pycolmap, database, image_dir, work / "models", options, progress)
-            seconds["map"] = time.perf_counter() - t0
-        counts = _database_counts(pycolmap, database, options.min_num_matches)
-        seconds["total"] = time.perf_counter() - start
+            model, count, counts = _map_and_count(pycolmap, database, image_dir, work, options, progress, seconds,
+                                                  start)
         summary = SfmSummary(images=len(imported["images"]), pairs=len(imported["pairs"]), matches=imported["matches"],
                              merged_matches=imported["merged"], verified_pairs=counts["verified_pairs"], inlier_matches=counts["inlier_matches"],
                              models=count, seconds=seconds, settings={**asdict(options), "features": str(features),
@@ -397,11 +406,7 @@ def reconstruct_colmap_sift(image_dir: str | os.PathLike, out: str | os.PathLike
         pycolmap.match_exhaustive(database, matching_options=matching, verification_options=two_view,
                                   device=pycolmap.Device.cpu)
         seconds["match"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        model, count = _map(pycolmap, database, image_dir, work / "models", options, progress)
-        seconds["map"] = time.perf_counter() - t0
-        counts = _database_counts(pycolmap, database, options.min_num_matches)
-        seconds["total"] = time.perf_counter() - start
+        model, count, counts = _map_and_count(pycolmap, database, image_dir, work, options, progress, seconds, start)
         summary = SfmSummary(images=len(names), pairs=counts["matched_pairs"], matches=counts["matches"],
                              verified_pairs=counts["verified_pairs"], inlier_matches=counts["inlier_matches"],
                              models=count, seconds=seconds, settings={**asdict(options), "max_features": max_features,

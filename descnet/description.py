@@ -44,7 +44,7 @@ from torch import nn
 from .choices import OPENCV_DESCRIPTORS  # re-exported: model names of OpenCV's own descriptors
 from .data.images import read_image
 from .features_io import Features, read_keypoints
-from .inference import describe_patches
+from .inference import describe_patches, model_name
 from .models import resolve_model, spec_label
 from .models.pretrained import DEFAULT_MODEL
 from .parallel import ordered_map
@@ -251,10 +251,7 @@ def opencv_sift_descriptors(image: np.ndarray, keypoints: np.ndarray, root: bool
 def _model_label(model: Any) -> str:
     """The table/file name of a model: from the SPEC it was resolved from (``hardnet:random`` ->
     ``hardnet-random``, so an untrained network says so), else its registry name."""
-    if isinstance(model, nn.Module):
-        spec = getattr(model, "descnet_spec", None)
-        return spec_label(spec) if spec is not None else str(getattr(model, "descnet_name", type(model).__name__))
-    return spec_label(model)
+    return spec_label(model_name(model) if isinstance(model, nn.Module) else model)
 
 
 def describe(image: np.ndarray | str | os.PathLike, keypoints: Any = None, *,

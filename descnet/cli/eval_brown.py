@@ -106,8 +106,6 @@ def run(args: argparse.Namespace) -> int:
             describe_patches(model, data.patches[needed[i:i + (1 << 15)]], batch_size=args.batch_size,
                              device=args.device).numpy()
             for i in tqdm(blocks, desc=f"describe {label}", unit="block", disable=args.quiet, leave=False)])
-        if not np.isfinite(desc).all():
-            raise ValueError(f"{label}: the model produced NaN or infinite descriptors")
         warning = degenerate_warning(desc, label)
         results[label] = {"spec": spec, "dim": int(desc.shape[1]), "pairs": {},
                           "warnings": [warning] if warning else []}

@@ -53,13 +53,7 @@ def load_pretrained(name: str, cache_dir: str | os.PathLike | None = None, progr
     model = create_model(entry.architecture, **entry.options)
     state = extract_state_dict(read_weights_file(path), str(path))
     state = {k: v for k, v in state.items() if not k.startswith(entry.drop_keys)} if entry.drop_keys else state
-    own = model.state_dict()
-    if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
-        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        raise WeightsError(f"{path}: does not fit {entry.architecture!r} (missing: {', '.join(missing[:5]) or 'none'}; "
-                           f"unexpected: {', '.join(unexpected[:5]) or 'none'}; or tensor shapes differ)")
-    model.load_state_dict(state)
-    return _tag(model, name, True, entry.resize)
+    return _tag(load_state(model, state, path), name, True, entry.resize)
 
 
 def _checkpoint_in_run_dir(path: Path) -> Path:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 __all__ = ["WeightsError", "read_weights_file", "extract_state_dict", "load_weights", "checkpoint_model_info",
-           "weights_cache_dir", "pretrained_path"]
+           "weights_cache_dir", "pretrained_path", "load_state", "non_finite_tensors"]
 
 
 class WeightsError(ValueError):
@@ -77,13 +77,18 @@ def load_state(model: nn.Module, state: Mapping[str, Any], path: str | os.PathLi
            for k in set(state) & set(own) if getattr(state[k], "shape", None) != own[k].shape]
     if bad:
         raise WeightsError(f"{path}: tensor shapes do not fit the model: {'; '.join(sorted(bad)[:8])}")
-    broken = sorted(k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
-                    and not bool(torch.isfinite(v).all()))
+    broken = sorted(non_finite_tensors(state))
     if broken:
         raise WeightsError(f"{path}: non-finite (NaN or inf) weights in {', '.join(broken[:5])}"
                            f"{' ...' if len(broken) > 5 else ''} (a diverged training run?); use an earlier checkpoint")
     model.load_state_dict(state, strict=strict)
     return model
+
+
+def non_finite_tensors(state_dict: Mapping[str, Any]) -> list[str]:
+    """Names of the floating tensors of ``state_dict`` holding NaN or infinite values (empty: all finite)."""
+    return [key for key, value in state_dict.items()
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
 
 
 def checkpoint_model_info(obj: Any) -> tuple[str, dict[str, Any]] | None:

@@ -27,6 +27,7 @@ from typing import Any, Mapping
 import torch
 
 from descnet.io import atomic_path
+from descnet.models.weights import non_finite_tensors
 
 __all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "find_checkpoint", "LAST", "BEST",
            "export_weights", "non_finite_tensors", "NonFiniteWeightsError"]
@@ -38,12 +39,6 @@ _REQUIRED = ("model", "state_dict", "optimizer", "scheduler", "epoch", "step", "
 
 class NonFiniteWeightsError(ValueError):
     """A checkpoint's ``state_dict`` holds NaN or infinite values; it was not written."""
-
-
-def non_finite_tensors(state_dict: Mapping[str, Any]) -> list[str]:
-    """Names of the floating tensors of ``state_dict`` holding NaN or infinite values (empty: all finite)."""
-    return [key for key, value in state_dict.items()
-            if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
 
 
 def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
@@ -107,16 +102,12 @@ def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, half: 
 
     Writes ``{'descnet': 1, 'model': {...}, 'state_dict': {...}, 'info': {...}}`` atomically: floating
     tensors in float16 when ``half`` (a few MB; the resolver loads them into a float32 model), no optimiser
-    state. ``info`` (JSON-ready: step, config, provenance) goes along. Refuses non-finite weights.
+    state. ``info`` (JSON-ready: step, config, provenance) goes along. Non-finite weights (also values that
+    overflow float16) are refused by :func:`save_checkpoint` (:class:`NonFiniteWeightsError`).
     """
     obj = load_checkpoint(checkpoint)
-    state = {}
-    for key, tensor in obj["state_dict"].items():
-        if tensor.is_floating_point():
-            if not bool(torch.isfinite(tensor).all()):
-                raise ValueError(f"{find_checkpoint(checkpoint)}: tensor {key} has non-finite values; not exported")
-            tensor = tensor.half() if half else tensor
-        state[key] = tensor.clone()
+    state = {key: (tensor.half() if half and tensor.is_floating_point() else tensor).clone()
+             for key, tensor in obj["state_dict"].items()}
     payload = {"descnet": FORMAT_VERSION, "model": dict(obj["model"]), "state_dict": state,
                "info": {"step": obj["step"], "epoch": obj["epoch"], "config": obj["config"], **dict(info or {})}}
     return save_checkpoint(out, payload)

@@ -209,13 +209,13 @@ def _synthetic_root(cfg: Mapping[str, Any], seed: int, scratch: Path, progress: 
     return root
 
 
-def sequence_loaders(cfg: Mapping[str, Any], seed: int, scratch: Path, progress: bool = False,
-                     size: int | None = None) -> dict[str, Callable[..., dict[str, np.ndarray]]]:
+def sequence_loaders(cfg: Mapping[str, Any], seed: int, scratch: Path, size: int, progress: bool = False
+                     ) -> dict[str, Callable[..., dict[str, np.ndarray]]]:
     """name -> ``load(types=None)`` of its HPatches-layout patches, for the ``hpatches``, ``patchset``,
     ``sequences`` and ``synthetic`` sources (restricted to ``data.sequences`` when given).
 
-    With ``size``, image sequences are cut through the patch cache (:mod:`descnet.training.patch_cache`)
-    and their patches come back already ``size`` x ``size``."""
+    Image sequences are cut through the patch cache (:mod:`descnet.training.patch_cache`) and their patches
+    come back already ``size`` x ``size`` (the model's input side)."""
     source = cfg["source"]
     loaders: dict[str, Callable[..., dict[str, np.ndarray]]] = {}
 
@@ -251,13 +251,9 @@ def sequence_loaders(cfg: Mapping[str, Any], seed: int, scratch: Path, progress:
     return loaders
 
 
-def _cut_sequence(sequence, options, seed: int, size: int | None, progress: bool,
+def _cut_sequence(sequence, options, seed: int, size: int, progress: bool,
                   types: list[str] | None = None) -> dict[str, np.ndarray]:
     # all types (the jitter draws depend on all of them)
-    if size is None:
-        from descnet.data.patchify import sequence_patches
-
-        return sequence_patches(sequence, options, seed)
     from descnet.training.patch_cache import cached_sequence_patches
 
     return cached_sequence_patches(sequence, options, seed, size, resize_patches, progress=progress)
@@ -293,7 +289,7 @@ def load_training_data(cfg: Mapping[str, Any], size: int, seed: int = 0, num_pai
         return PatchPoints(resize_patches(subset.patches, size, progress=progress),
                            np.asarray(subset.labels, dtype=np.int64)), [], {}
     with tempfile.TemporaryDirectory(prefix="descnet-data-") as scratch:
-        loaders = sequence_loaders(cfg, seed, Path(scratch), progress, size)
+        loaders = sequence_loaders(cfg, seed, Path(scratch), size, progress)
         train, held = split_holdout(list(loaders), cfg["holdout"], seed)
         if matching and not held:
             raise ValueError("validation.matching needs held-out sequences: set data.holdout")
