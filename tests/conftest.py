@@ -29,6 +29,24 @@ def shared_file(root: Path, relative: str) -> Path:
     return path
 
 
+def fail_at_rename(monkeypatch, k: int) -> dict[str, int]:
+    """Make the ``k``-th ``os.replace`` that descnet's writers (:mod:`descnet.io`) call raise ``OSError``;
+    returns the call counter (``counter["n"] < k`` after a run: no rename failed, every point was tried).
+    Undo with ``monkeypatch.undo()`` or let the test end."""
+    import descnet.io as dio
+
+    real, calls = os.replace, {"n": 0}
+
+    def flaky(src, dst):
+        calls["n"] += 1
+        if calls["n"] == k:
+            raise OSError(f"injected failure at rename {k}")
+        return real(src, dst)
+
+    monkeypatch.setattr(dio.os, "replace", flaky)
+    return calls
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
     """Keep each test on the machine's cores without oversubscription."""

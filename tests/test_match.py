@@ -11,7 +11,7 @@ import pytest
 from descnet.cli.main import main
 from descnet.features_io import read_features, read_matches, write_matches
 from descnet.matching import draw_matches, match, match_pair, verify
-from tests.conftest import shared_file
+from tests.conftest import fail_at_rename, shared_file
 
 
 def texture(h: int = 240, w: int = 320, seed: int = 0) -> np.ndarray:
@@ -237,10 +237,6 @@ def test_cli_match_writes_four_files(tmp_path, capsys):
 
 
 def test_cli_match_failing_at_any_rename_leaves_the_old_or_the_new_four_files(tmp_path, monkeypatch):
-    import os
-
-    import descnet.io as dio
-
     a, b = synthetic_pair(tmp_path)
     out = tmp_path / "out"
 
@@ -257,19 +253,11 @@ def test_cli_match_failing_at_any_rename_leaves_the_old_or_the_new_four_files(tm
         return n
 
     assert run(200) == 0
-    real, seen = os.replace, set()
+    seen = set()
     for k in range(1, 20):
-        calls = {"n": 0}
-
-        def flaky(src, dst, k=k, calls=calls):
-            calls["n"] += 1
-            if calls["n"] == k:
-                raise OSError(f"injected failure at rename {k}")
-            return real(src, dst)
-
-        monkeypatch.setattr(dio.os, "replace", flaky)
+        calls = fail_at_rename(monkeypatch, k)
         code = run(200 + 10 * k)
-        monkeypatch.setattr(dio.os, "replace", real)
+        monkeypatch.undo()
         n = consistent()
         seen.add("new" if n == 200 + 10 * k else "old")
         assert (code == 0) == (n == 200 + 10 * k)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import descnet.io as dio
 from descnet.io import MANIFEST, read_manifest, recover_result_sets, result_set
+from tests.conftest import fail_at_rename
 
 REPO = Path(__file__).resolve().parents[1]
 OLD = {"a.json": "old a", "b.md": "old b", "c.png": "old c"}
@@ -23,6 +23,14 @@ def _write(folder: Path, files: dict[str, str]) -> None:
     with result_set(folder) as rs:
         for name, text in files.items():
             rs.path(name).write_text(text)
+
+
+def _old_set_beside_a_users_file(folder: Path) -> Path:
+    """A new result folder holding the user's ``notes.txt`` and descnet's :data:`OLD` set."""
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    _write(folder, OLD)
+    return folder
 
 
 def _state(folder: Path) -> dict[str, str]:
@@ -69,28 +77,16 @@ def test_an_error_in_the_block_leaves_the_old_set(tmp_path):
 
 
 def test_a_failure_at_every_rename_leaves_the_complete_old_or_new_set(tmp_path, monkeypatch):
-    real = os.replace
     seen = {"old": 0, "new": 0}
     for k in range(1, 30):
-        out = tmp_path / f"out{k}"
-        out.mkdir()
-        (out / "notes.txt").write_text("mine")
-        _write(out, OLD)
-        calls = {"n": 0}
-
-        def flaky(src, dst, k=k, calls=calls):
-            calls["n"] += 1
-            if calls["n"] == k:
-                raise OSError(f"injected failure at rename {k}")
-            return real(src, dst)
-
-        monkeypatch.setattr(dio.os, "replace", flaky)
+        out = _old_set_beside_a_users_file(tmp_path / f"out{k}")
+        calls = fail_at_rename(monkeypatch, k)
         try:
             _write(out, NEW)
         except OSError as err:
             assert "injected" in str(err)
         finally:
-            monkeypatch.setattr(dio.os, "replace", real)
+            monkeypatch.undo()
         seen[_check_old_or_new(out, {"notes.txt": "mine"})] += 1
         if calls["n"] < k:  # no rename failed: every rename point has been tried
             break
@@ -118,10 +114,7 @@ _KILLER = textwrap.dedent("""
 def test_a_kill_at_every_rename_leaves_old_or_new_after_recovery(tmp_path):
     seen = {"old": 0, "new": 0}
     for k in range(1, 30):
-        out = tmp_path / f"out{k}"
-        out.mkdir()
-        (out / "notes.txt").write_text("mine")
-        _write(out, OLD)
+        out = _old_set_beside_a_users_file(tmp_path / f"out{k}")
         proc = subprocess.run([sys.executable, "-c", _KILLER, str(k), str(out), *NEW], cwd=REPO,
                               capture_output=True, text=True)
         assert proc.returncode in (9, 3), proc.stderr
@@ -192,10 +185,7 @@ def test_a_kill_while_rolling_back_after_an_error_leaves_the_old_set(tmp_path):
     count = 0
     for fail in range(2, 12):
         for extra in (1, 2, 3):
-            out = tmp_path / f"out{fail}-{extra}"
-            out.mkdir()
-            (out / "notes.txt").write_text("mine")
-            _write(out, OLD)
+            out = _old_set_beside_a_users_file(tmp_path / f"out{fail}-{extra}")
             proc = subprocess.run([sys.executable, "-c", _FAIL_THEN_KILL, str(fail), str(fail + extra), str(out),
                                    *NEW], cwd=REPO, capture_output=True, text=True)
             assert proc.returncode in (9, 4, 3), proc.stderr
