@@ -45,8 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keypoints1", help=argparse.SUPPRESS)  # before 0.2: one option per image
     parser.add_argument("--keypoints2", help=argparse.SUPPRESS)
     add_common_arguments(parser)
-    # a pair list is matched from the features file: --model is needed (checked in run) only for two images
-    next(a for a in parser._actions if a.dest == "model").required = False
     parser.add_argument("--matcher", choices=MATCHERS, default="mnn",
                         help="mutual nearest neighbours (default), ratio test, or both")
     parser.add_argument("--ratio", type=float, default=None,
@@ -113,8 +111,6 @@ def _run_two(args: argparse.Namespace) -> int:
 
     if len(args.images) != 2:
         raise ValueError(f"give two images to match (got {len(args.images)}), or --features and --pairs")
-    if args.model is None:
-        raise ValueError("--model SPEC is needed to describe the two images")
     if args.keypoints and (args.keypoints1 or args.keypoints2):
         raise ValueError("--keypoints FILE1 FILE2 replaces --keypoints1/--keypoints2: give one or the other")
     keypoints1, keypoints2 = args.keypoints or (args.keypoints1, args.keypoints2)
