@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from _common import format_table, save_results  # first: puts the repository on sys.path
 
-from descnet.inference import PatchDescriber, describe_patches, onnxruntime_available
+from descnet.features.inference import PatchDescriber, describe_patches, onnxruntime_available
 from descnet.models import create_model
 
 KORNIA_BATCH = 1024

@@ -1,6 +1,6 @@
 """Time describe + match + verification on a 1000x800 image pair with 2000 keypoints per image.
 
-descnet's route (``descnet.matching.match_pair``: OpenCV SIFT keypoints, kornia pyramid patches,
+descnet's route (``descnet.features.matching.match_pair``: OpenCV SIFT keypoints, kornia pyramid patches,
 ``describe_patches``, kornia mutual-NN matching, OpenCV MAGSAC homography) against, in the same run:
 
 * ``kornia``: the same keypoints and network through ``kornia.feature.get_laf_descriptors`` (kornia's own
@@ -25,8 +25,9 @@ import torch
 from _common import format_table, save_results  # first: puts the repository on sys.path
 from kornia import feature as KF
 
-from descnet.description import detect_keypoints, lafs_from_keypoints, to_gray
-from descnet.matching import match_pair, verify
+from descnet.features.keypoints import detect_keypoints, lafs_from_keypoints
+from descnet.data.images import to_gray
+from descnet.features.matching import match_pair, verify
 from descnet.models import resolve_model, spec_label
 
 WIDTH, HEIGHT = 1000, 800

@@ -19,9 +19,9 @@ _LAZY = {
     "load_weights": "descnet.models",
     "resolve_model": "descnet.models",
     # functions live in differently named modules so that importing the module never rebinds the name
-    "describe": "descnet.description",
-    "describe_images": "descnet.description",
-    "match": "descnet.matching",
+    "describe": "descnet.features.description",
+    "describe_images": "descnet.features.description",
+    "match": "descnet.features.matching",
 }
 
 

@@ -37,9 +37,9 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .features_io import list_match_pairs, read_features, read_matches
+from .features.files import list_match_pairs, read_features, read_matches
 from .io import atomic_dir, atomic_path, write_json
-from .pairs import check_pairs, write_pairs
+from .features.pairs import check_pairs, write_pairs
 
 __all__ = ["SfmOptions", "SfmSummary", "CAMERA_MODES", "COLMAP_ORIGIN_SHIFT", "import_pycolmap", "create_database",
            "first_at_position", "merge_repeated_positions", "reconstruct", "reconstruct_colmap_sift", "summarize_reconstruction",

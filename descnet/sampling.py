@@ -179,7 +179,7 @@ class BatchAssembler:
         rot90: rotate a pair by ``(code >> 1) * 90`` degrees.
 
     ``assembler(pairs (b, 2), codes (b,)) -> (anchors, positives)``, each a contiguous float32
-    ``(b, 1, P, P)`` CPU tensor in [0, 1] (``uint8 / 255``, as :func:`descnet.inference.as_patch_tensor`). Pure NumPy, so it can run in a data thread while torch computes.
+    ``(b, 1, P, P)`` CPU tensor in [0, 1] (``uint8 / 255``, as :func:`descnet.features.inference.as_patch_tensor`). Pure NumPy, so it can run in a data thread while torch computes.
     """
 
     def __init__(self, patches: np.ndarray | torch.Tensor, flip: bool = False, rot90: bool = False) -> None:

@@ -36,7 +36,7 @@ def test_options_are_consistent_across_verbs():
         assert "per unit of keypoint size" in _options(verbs[verb])["--mr-size"], verb
     assert _options(verbs[("data", "patches")])["--magnification"] == argparse.SUPPRESS  # old name, not shown
     # matcher and estimator choices are the library's
-    from descnet.choices import ESTIMATOR_NAMES, MATCHERS
+    from descnet.features.options import ESTIMATOR_NAMES, MATCHERS
 
     for verb in [("match",), ("eval", "sequences")]:
         actions = {a.dest: a for a in verbs[verb]._actions}

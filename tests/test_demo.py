@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from descnet.demo import DemoOptions, run_demo
+from descnet.cli.demo_driver import DemoOptions, run_demo
 
 
 @pytest.mark.slow

@@ -12,10 +12,11 @@ import torch
 
 import descnet
 from descnet.cli.main import main
-from descnet.description import (DETECTORS, check_keypoints, describe, detect_keypoints, extract_patches,
-                                 keypoints_from_opencv, lafs_from_keypoints, opencv_sift_descriptors, read_image,
-                                 to_gray)
-from descnet.features_io import Features, parse_keypoints, read_features, write_features
+from descnet.features.keypoints import (DETECTORS, check_keypoints, detect_keypoints, keypoints_from_opencv, lafs_from_keypoints)
+from descnet.features.description import describe, opencv_sift_descriptors
+from descnet.features.patches import extract_patches
+from descnet.data.images import read_image, to_gray
+from descnet.features.files import Features, parse_keypoints, read_features, write_features
 from tests.conftest import shared_file
 
 
@@ -251,7 +252,7 @@ def test_describe_gives_unit_descriptors_for_grey_rgb_and_16_bit():
 
 def test_describe_patch_matches_manual_extraction():
     """describe == kornia extraction at the model's patch size + describe_patches, with the timings filled."""
-    from descnet.inference import describe_patches
+    from descnet.features.inference import describe_patches
     from descnet.models import create_model
 
     img = texture(seed=6)
@@ -275,7 +276,7 @@ def test_describe_images_equals_describing_each_image(tmp_path):
     cv2.imwrite(str(path), b)
     given = np.array([[50.0, 60.0, 4.0, 10.0], [150.0, 100.0, 2.5, -1.0]], np.float32)
     timings: dict[str, float] = {}
-    together = descnet.description.describe_images([a, path, a], [None, None, given], model=model,
+    together = descnet.features.description.describe_images([a, path, a], [None, None, given], model=model,
                                                    max_keypoints=150, timings=timings)
     alone = [describe(a, model=model, max_keypoints=150), describe(path, model=model, max_keypoints=150),
              describe(a, given, model=model)]
@@ -287,9 +288,9 @@ def test_describe_images_equals_describing_each_image(tmp_path):
     assert together[1].info["image"] == str(path) and together[2].info["detector"] == "given"
     assert set(timings) == {"detect", "extract", "describe"}
     with pytest.raises(ValueError, match="one entry per image"):
-        descnet.description.describe_images([a, b], [None], model=model)
+        descnet.features.description.describe_images([a, b], [None], model=model)
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "missing.png"))):
-        descnet.description.describe_images([a, tmp_path / "missing.png"], model=model)
+        descnet.features.description.describe_images([a, tmp_path / "missing.png"], model=model)
 
 
 def test_describe_blank_image_gives_no_keypoints():
@@ -298,8 +299,8 @@ def test_describe_blank_image_gives_no_keypoints():
 
 
 def test_describe_is_the_function_even_after_importing_the_module():
-    import descnet.description  # noqa: F401
-    import descnet.matching  # noqa: F401
+    import descnet.features.description  # noqa: F401
+    import descnet.features.matching  # noqa: F401
 
     assert callable(descnet.describe) and descnet.describe.__name__ == "describe"
     assert callable(descnet.match) and descnet.match.__name__ == "match"

@@ -359,7 +359,7 @@ def test_sift_mosaic_equals_one_patch_at_a_time(shared_data):
 def test_sift_and_rootsift_models():
     import torch
 
-    from descnet.inference import describe_patches
+    from descnet.features.inference import describe_patches
     from descnet.models import create_model, model_entry
     from descnet.models.handcrafted import sift_descriptors
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from descnet.cli.main import main
-from descnet.export import export_model
-from descnet.inference import onnxruntime_available
+from descnet.models.export import export_model
+from descnet.features.inference import onnxruntime_available
 from descnet.models import create_model
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")

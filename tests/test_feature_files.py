@@ -13,9 +13,8 @@ import pytest
 import torch
 
 from descnet.cli.main import main
-from descnet.features_io import (Features, PairMatches, append_features, list_feature_names, list_match_pairs,
-                                 names_to_pair, read_features, read_matches, write_features, write_matches)
-from descnet.matching import match
+from descnet.features.files import (Features, PairMatches, append_features, list_feature_names, list_match_pairs, names_to_pair, read_features, read_matches, write_features, write_matches)
+from descnet.features.matching import match
 
 # ---------------------------------------------------------------- hloc's access pattern
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from descnet.cli.main import main
-from descnet.inference import NonFiniteDescriptorsError, check_device, describe_patches
+from descnet.features.inference import check_device, describe_patches
+from descnet.models.contract import NonFiniteDescriptorsError
 from descnet.models import create_model
 
 
@@ -58,7 +59,7 @@ def test_describe_and_export_refuse_a_poisoned_checkpoint(tmp_path, capsys):
 
 
 def test_export_refuses_non_finite_outputs_naming_the_model(tmp_path):
-    from descnet.export import export_model
+    from descnet.models.export import export_model
     from descnet.models import resolve_model
 
     model = resolve_model("tfeat:random")

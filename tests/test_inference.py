@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from descnet.inference import (FusedCSA, PatchDescriber, as_patch_tensor, describe_patches, fold_batchnorm,
-                               fuse_for_inference, onnxruntime_available)
+from descnet.models.fusion import FusedCSA, fold_batchnorm, fuse_for_inference
+from descnet.features.inference import PatchDescriber, as_patch_tensor, describe_patches, onnxruntime_available
 from descnet.models import CompressedSelfAttention, create_model
 
 needs_ort = pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime (optional extra) not installed")

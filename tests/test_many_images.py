@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-import descnet.description
+import descnet.features.description
 from descnet.cli.main import main
-from descnet.features_io import list_feature_names, list_match_pairs, read_features, read_matches
-from descnet.pairs import exhaustive_pairs, make_pairs, read_pairs, sequential_pairs, write_pairs
-from descnet.pipeline import describe_to_file, image_sources, match_to_file
+from descnet.features.files import list_feature_names, list_match_pairs, read_features, read_matches
+from descnet.features.pairs import exhaustive_pairs, make_pairs, read_pairs, sequential_pairs, write_pairs
+from descnet.features.pipeline import describe_to_file, image_sources, match_to_file
 
 
 def texture(h=120, w=160, seed=0):
@@ -92,7 +92,7 @@ def test_interrupted_describe_keeps_finished_images_and_resumes(tmp_path, monkey
     root = image_folder(tmp_path / "photos", per_call + 1)
     images = image_sources([root])
     out = tmp_path / "f.h5"
-    real = descnet.description.describe_images
+    real = descnet.features.description.describe_images
     calls = []
 
     def interrupted(*args, **kwargs):
@@ -101,11 +101,11 @@ def test_interrupted_describe_keeps_finished_images_and_resumes(tmp_path, monkey
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(descnet.description, "describe_images", interrupted)
+    monkeypatch.setattr(descnet.features.description, "describe_images", interrupted)
     with pytest.raises(KeyboardInterrupt):
         describe_to_file(images, out, model="opencv-sift")
     assert list_feature_names(out) == sorted(images)[:per_call]  # the first call's images were kept
-    monkeypatch.setattr(descnet.description, "describe_images", real)
+    monkeypatch.setattr(descnet.features.description, "describe_images", real)
     report = describe_to_file(images, out, model="opencv-sift")
     assert report.skipped == sorted(images)[:per_call] and report.described == sorted(images)[per_call:]
     assert list_feature_names(out) == sorted(images)

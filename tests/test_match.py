@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from descnet.cli.main import main
-from descnet.features_io import read_features, read_matches, write_matches
-from descnet.matching import draw_matches, match, match_pair, verify
+from descnet.features.files import read_features, read_matches, write_matches
+from descnet.features.matching import draw_matches, match, match_pair, verify
 from tests.conftest import fail_at_rename, shared_file
 
 

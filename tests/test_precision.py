@@ -90,6 +90,6 @@ def test_every_shipped_config_and_the_demo_use_auto():
         assert load_config(path)["runtime"]["amp"] == "auto", path.name
         raw = yaml.safe_load(path.read_text()) or {}
         assert raw.get("runtime", {}).get("amp", "auto") == "auto", path.name
-    from descnet.demo import TRAIN_OVERRIDES
+    from descnet.cli.demo_driver import TRAIN_OVERRIDES
 
     assert TRAIN_OVERRIDES["runtime"]["amp"] == "auto"

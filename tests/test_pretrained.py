@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from descnet.inference import as_patch_tensor, describe_patches
+from descnet.features.inference import as_patch_tensor, describe_patches
 from descnet.models import create_model, resolve_model
 from descnet.models import pretrained as zoo
 from descnet.models.pretrained import DEFAULT_MODEL, PRETRAINED, PretrainedWeights

@@ -17,9 +17,9 @@ pycolmap = pytest.importorskip("pycolmap", reason="pycolmap is not installed (pi
 
 from descnet.cli.main import main  # noqa: E402
 from descnet.colmap import create_database, first_at_position, merge_repeated_positions, reconstruct  # noqa: E402
-from descnet.features_io import PairMatches, read_features, write_matches  # noqa: E402
-from descnet.pairs import exhaustive_pairs  # noqa: E402
-from descnet.pipeline import describe_to_file, image_sources, match_to_file  # noqa: E402
+from descnet.features.files import PairMatches, read_features, write_matches  # noqa: E402
+from descnet.features.pairs import exhaustive_pairs  # noqa: E402
+from descnet.features.pipeline import describe_to_file, image_sources, match_to_file  # noqa: E402
 
 W, H, FOCAL = 640, 480, 768.0  # COLMAP's prior for an image without EXIF: 1.2 x the longer side
 K = np.array([[FOCAL, 0, (W - 1) / 2], [0, FOCAL, (H - 1) / 2], [0, 0, 1.0]])  # pixel centres at integers

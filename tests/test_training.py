@@ -199,7 +199,7 @@ def test_training_lowers_loss_and_held_out_fpr95(tmp_path):
 
 
 def test_checkpoint_is_a_model_spec_and_weights_only(tmp_path):
-    from descnet.inference import describe_patches
+    from descnet.features.inference import describe_patches
     from descnet.models import resolve_model
 
     data = in_memory_data()
@@ -323,7 +323,7 @@ def test_hpatches_layout_points_and_held_out_sequences(patchset):
     assert held.pairs.shape == (100, 3) and held.pairs[:, 2].sum() == 50
     # the held-out sequence is not in the training patches
     from descnet.data.hpatches import read_patch_stack
-    from descnet.inference import as_patch_tensor
+    from descnet.features.inference import as_patch_tensor
 
     names = sorted(p.name for p in patchset.iterdir())
     train_refs = {tuple(np.round(as_patch_tensor(read_patch_stack(patchset / n / "ref.png"), 32)[0, 0].numpy()
@@ -362,9 +362,9 @@ def test_cli_trains_a_patchset_and_reports_errors(tmp_path, patchset, capsys):
 
 
 def test_python_m_descnet_train_entry_point(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "descnet.train", "--help"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "descnet.cli.train", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "torchrun --nproc_per_node" in done.stdout
-    bad = subprocess.run([sys.executable, "-m", "descnet.train", str(tmp_path / "missing.yaml")], capture_output=True,
+    bad = subprocess.run([sys.executable, "-m", "descnet.cli.train", str(tmp_path / "missing.yaml")], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 2 and "missing.yaml: no such config file" in bad.stderr
 

@@ -165,7 +165,7 @@ with kornia and describes them: `keypoints (N, 4)` as `x, y, size, angle` and `d
 `descnet.match` finds mutual nearest neighbours, `verify` fits a homography with MAGSAC++ and marks the
 inliers. On synthetic data we can also check every match against the true homography."""),
     ("code", """\
-from descnet.matching import draw_matches, verify
+from descnet.features.matching import draw_matches, verify
 
 image1, image2 = seq.image(1), seq.image(6)  # the hardest pair of a held-out viewpoint sequence
 truth = seq.homographies[6]

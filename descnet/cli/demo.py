@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
 
     import sys
 
-    from descnet.demo import DemoOptions, DemoStepFailed, run_demo
+    from descnet.cli.demo_driver import DemoOptions, DemoStepFailed, run_demo
 
     if args.train_steps < 3 or args.batch_size < 2:
         raise ValueError("--train-steps must be >= 3 and --batch-size >= 2")

@@ -8,7 +8,7 @@ cut from an anti-aliased pyramid and described by the model.
 The file follows hloc's layout (hloc's readers and COLMAP import use it unchanged; descnet reads hloc's):
 one group per image named by its path relative to the image folder (or by file name for files given one by
 one), keypoints (N, 2), descriptors (D, N), scores, image_size (W, H), plus descnet's sizes, angles and LAFs.
-The layout is documented in descnet.features_io.
+The layout is documented in descnet.features.files.
 
 --out is added to: images already in the file are skipped, so an interrupted run resumes, and new images
 join a collection. The file must have been made with the same model, detector and region size (or pass
@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_common(args: argparse.Namespace) -> None:
     """Validate the shared options early, naming the argument."""
-    from descnet.description import DETECTORS
+    from descnet.features.keypoints import DETECTORS
 
     if args.detector.lower() not in DETECTORS:
         raise ValueError(f"--detector {args.detector}: unknown; choose one of: {', '.join(DETECTORS)}")
@@ -76,7 +76,7 @@ def check_common(args: argparse.Namespace) -> None:
 
 def load_model(spec: str):
     """An ``nn.Module`` for a SPEC, or the OpenCV baseline name unchanged."""
-    from descnet.description import OPENCV_DESCRIPTORS
+    from descnet.features.options import OPENCV_DESCRIPTORS
     from descnet.models import resolve_model
 
     return spec if spec in OPENCV_DESCRIPTORS else resolve_model(spec)
@@ -85,9 +85,9 @@ def load_model(spec: str):
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from descnet.inference import check_device
+    from descnet.features.inference import check_device
     from descnet.cli.common import output_file
-    from descnet.pipeline import describe_to_file, image_sources
+    from descnet.features.pipeline import describe_to_file, image_sources
 
     check_device(args.device, "--device")
     check_common(args)

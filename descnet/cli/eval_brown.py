@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="where the subset's HDF5 cache goes (default ROOT; use it when ROOT "
                                             "is read-only)")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="patches per forward pass (default: chosen by descnet.inference.describe_patches)")
+                        help="patches per forward pass (default: chosen by descnet.features.inference.describe_patches)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the earlier results in --out (default: add these models to them; results of "
@@ -67,13 +67,13 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from descnet.cli.common import output_dir
-    from descnet.inference import check_device
+    from descnet.features.inference import check_device
     from descnet.data.phototour import DEFAULT_PAIRS, PhotoTour
     from descnet.eval.fpr95 import fpr95
     from descnet.eval.metrics import roc
     from descnet.eval.metrics import degenerate_warning
     from descnet.eval.report import check_earlier_results, format_table, merge_earlier_results, plot_roc
-    from descnet.inference import describe_patches
+    from descnet.features.inference import describe_patches
     from descnet.io import result_set, write_json
     from descnet.models import resolve_model, spec_label
     from descnet.runinfo import environment_info

@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pairs per file when the verification files must be generated (default 1e6)")
     parser.add_argument("--seed", type=int, default=42, help="seed of generated verification pairs (default 42)")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="patches per forward pass (default: chosen by descnet.inference.describe_patches)")
+                        help="patches per forward pass (default: chosen by descnet.features.inference.describe_patches)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the earlier results in --out (default: add these models to them; results of "
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from descnet.cli.common import output_dir
-    from descnet.inference import check_device
+    from descnet.features.inference import check_device
     from descnet.data.hpatches import (GENERATED_FILE, TASKS_HINT, HPatches, find_tasks_dir,
                                        read_generated_tasks, read_retrieval_task, read_split,
                                        read_verification_pairs, verification_pairs_paths,

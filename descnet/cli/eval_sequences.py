@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from descnet.choices import ESTIMATOR_NAMES, MATCHERS
+from descnet.features.options import ESTIMATOR_NAMES, MATCHERS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,14 +75,14 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from descnet.cli.common import output_dir
-    from descnet.inference import check_device
+    from descnet.features.inference import check_device
     from descnet.cli.describe import check_common, load_model
     from descnet.data.sequences import ImageSequences
     from descnet.eval.sequences import (evaluate_sequences, format_summary, model_label, pair_rows, plot_mma,
                                         summarize)
     from descnet.eval.report import merge_earlier_results
     from descnet.io import result_set, write_json
-    from descnet.matching import ESTIMATORS
+    from descnet.features.matching import ESTIMATORS
     from descnet.runinfo import environment_info
 
     check_device(args.device, "--device")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-from descnet.choices import MATCHERS
+from descnet.features.options import MATCHERS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,13 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from descnet.inference import check_device
+    from descnet.features.inference import check_device
     from descnet.cli.common import output_dir
     from descnet.cli.reconstruct import sfm_options
     from descnet.colmap import format_table
     from descnet.eval.sequences import model_label
     from descnet.eval.sfm import compare_sfm
-    from descnet.pairs import read_pairs
+    from descnet.features.pairs import read_pairs
 
     check_device(args.device, "--device")
     if args.max_keypoints < 1:

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from descnet.cli.common import output_file
-    from descnet.export import export_model
+    from descnet.models.export import export_model
     from descnet.models import resolve_model
 
     output_file(args.out, "model.onnx" if args.format == "onnx" else "model.pt")

@@ -9,6 +9,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import Callable
 
 # (verb, module, one-line help); a verb group is (verb, [(sub-verb, module, help), ...], help)
 COMMANDS: list[tuple] = [
@@ -34,8 +35,9 @@ COMMANDS: list[tuple] = [
 ]
 
 
-class CommandError(Exception):
-    """An error the user can fix; printed without a traceback, exit status 2."""
+#: errors a user can fix (a bad argument or file, a missing optional package): one line, exit status 2.
+#: Anything else is a bug and shows its traceback.
+USER_ERRORS = (ValueError, KeyError, OSError, ModuleNotFoundError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,20 +69,27 @@ def _add_commands(parser: argparse.ArgumentParser, commands: list[tuple], dest: 
         p.set_defaults(func=module.run)
 
 
+def run_command(prog: str, func: Callable[[argparse.Namespace], int | None], args: argparse.Namespace,
+                traceback: bool = False) -> int:
+    """Run a verb: its exit status; a user error (:data:`USER_ERRORS`) as one line ``PROG: error: ...`` and
+    status 2 (the traceback with ``--traceback`` or ``DESCNET_TRACEBACK=1``); Ctrl-C as status 130."""
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as err:
+        if traceback or os.environ.get("DESCNET_TRACEBACK"):
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("descnet: interrupted", file=sys.stderr)
-        return 130
-    except (CommandError, ValueError, KeyError, OSError, TypeError, ModuleNotFoundError) as err:
-        if args.traceback or os.environ.get("DESCNET_TRACEBACK"):
-            raise
-        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"descnet {_verb_path(args)}: error: {message}", file=sys.stderr)
-        return 2
+    return run_command(f"descnet {_verb_path(args)}", args.func, args, args.traceback)
 
 
 def _verb_path(args: argparse.Namespace) -> str:

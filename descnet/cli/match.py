@@ -2,7 +2,7 @@
 
 Two images (descnet match IMAGE1 IMAGE2 --out DIR): describe their keypoints, match the descriptors,
 verify with a robust geometric model, and write into DIR:
-  features.h5   both images' keypoints and descriptors   } hloc's layouts (descnet.features_io);
+  features.h5   both images' keypoints and descriptors   } hloc's layouts (descnet.features.files);
   matches.h5    the pair's matches, inliers and model     } hloc and `descnet reconstruct` read them
   matches.png   the two images side by side, inlier matches drawn (at most --max-lines, thin lines), the
                 caption naming the model, whether it is trained, and the counts
@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 
 from descnet.cli.describe import add_common_arguments
-from descnet.choices import ESTIMATOR_NAMES, GEOMETRIES, MATCHERS
+from descnet.features.options import ESTIMATOR_NAMES, GEOMETRIES, MATCHERS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from descnet.inference import check_device
+    from descnet.features.inference import check_device
     from descnet.cli.describe import check_common
 
     check_device(args.device, "--device")
@@ -82,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_pairs(args: argparse.Namespace) -> int:
     from descnet.cli.common import output_file
-    from descnet.pairs import read_pairs
-    from descnet.pipeline import match_to_file
+    from descnet.features.pairs import read_pairs
+    from descnet.features.pipeline import match_to_file
 
     if not (args.features and args.pairs):
         raise ValueError("give both --features FEATURES.h5 and --pairs PAIRS.txt to match a pair list")
@@ -107,7 +107,7 @@ def _run_pairs(args: argparse.Namespace) -> int:
 
 def _run_two(args: argparse.Namespace) -> int:
     from descnet.cli.common import output_dir
-    from descnet.pipeline import match_pair_to_dir
+    from descnet.features.pipeline import match_pair_to_dir
 
     if len(args.images) != 2:
         raise ValueError(f"give two images to match (got {len(args.images)}), or --features and --pairs")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from descnet.choices import PAIR_MODES
+from descnet.features.options import PAIR_MODES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,9 +31,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from descnet.cli.common import output_file
-    from descnet.features_io import list_feature_names
-    from descnet.pairs import make_pairs, write_pairs
-    from descnet.pipeline import image_sources
+    from descnet.features.files import list_feature_names
+    from descnet.features.pairs import make_pairs, write_pairs
+    from descnet.features.pipeline import image_sources
 
     out = output_file(args.out, "pairs.txt")
     source = Path(args.source)

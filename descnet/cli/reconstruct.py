@@ -58,7 +58,7 @@ def sfm_options(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from descnet.cli.common import output_dir
     from descnet.colmap import format_table, reconstruct
-    from descnet.pairs import read_pairs
+    from descnet.features.pairs import read_pairs
 
     out = output_dir(args.out)
     pairs = read_pairs(args.pairs) if args.pairs else None

@@ -1,4 +1,5 @@
-"""Reading image files: the one place where descnet decodes images (numpy and OpenCV only)."""
+"""Images: reading (decoding), writing (encoding), listing and grey conversion -- the one place where descnet
+decodes and encodes images (numpy and OpenCV only)."""
 from __future__ import annotations
 
 import os
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_image", "IMAGE_SUFFIXES", "list_images", "read_image_list"]
+__all__ = ["read_image", "IMAGE_SUFFIXES", "list_images", "read_image_list", "to_gray", "to_uint8"]
 
 #: file name endings taken as images when a folder is listed (case-insensitive)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".tif", ".tiff", ".webp")
@@ -90,3 +91,40 @@ def read_image_list(path: str | os.PathLike) -> list[str]:
         raise ValueError(f"{path}: lists no images")
     return names
 
+
+def to_gray(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """Grey, RGB or RGBA image, uint8 / uint16 / float in [0, 1] -> ``(H, W)`` float32 grey in [0, 1].
+
+    Colour arrays are taken as RGB (numpy/PIL order; :func:`read_image` returns RGB) and converted with
+    OpenCV's weights (0.299 R + 0.587 G + 0.114 B).
+    """
+    if type(image).__module__.split(".")[0] == "torch":
+        raise TypeError(f"{name}: pass a numpy (H, W) or (H, W, 3) array or a file path, not a torch tensor")
+    import cv2
+
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):
+        raise ValueError(f"{name}: expected an (H, W) grey or (H, W, 3) RGB image, got shape {arr.shape}")
+    if min(arr.shape[:2]) < 1:
+        raise ValueError(f"{name}: empty image of shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        gray = arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:
+        gray = arr.astype(np.float32) / 65535.0
+    elif np.issubdtype(arr.dtype, np.floating):
+        gray = arr.astype(np.float32)
+        if not np.isfinite(gray).all() or gray.min() < 0.0 or gray.max() > 1.0:
+            raise ValueError(f"{name}: a float image must have finite values in [0, 1], got "
+                             f"[{np.nanmin(gray):g}, {np.nanmax(gray):g}]")
+    else:
+        raise TypeError(f"{name}: pixels must be uint8, uint16 or float in [0, 1], got {arr.dtype}")
+    if gray.ndim == 3:
+        gray = cv2.cvtColor(np.ascontiguousarray(gray[..., :3]), cv2.COLOR_RGB2GRAY)
+    return np.ascontiguousarray(gray)
+
+
+def to_uint8(gray: np.ndarray) -> np.ndarray:
+    """``(H, W)`` float grey in [0, 1] -> uint8 (rounded), as OpenCV's detectors take it."""
+    return np.clip(np.rint(gray * 255.0), 0, 255).astype(np.uint8)

@@ -3,7 +3,7 @@
 Reference: ``hpatches-benchmark/python/utils/tasks.py`` (commit e0c993c). Every function takes
 descriptors (an :class:`~descnet.eval.descriptors.HPatchesDescriptors` or a ``{sequence: {type: (N, D)}}``
 dict); the patch -> descriptor step is :func:`describe_hpatches` (which calls
-:func:`descnet.inference.describe_patches`). Results are fractions in [0, 1].
+:func:`descnet.features.inference.describe_patches`). Results are fractions in [0, 1].
 
 How each number is computed (as the official code does; see protocols.md):
 
@@ -68,7 +68,7 @@ def describe_hpatches(model: torch.nn.Module, patches: Mapping[str, Mapping[str,
                       sequences: Sequence[str] | None = None, types: Sequence[str] = TYPES,
                       batch_size: int | None = None, device: str | torch.device = "cpu", progress: bool = False,
                       name: str = "descriptors") -> HPatchesDescriptors:
-    """Describe HPatches patches sequence by sequence with :func:`descnet.inference.describe_patches`.
+    """Describe HPatches patches sequence by sequence with :func:`descnet.features.inference.describe_patches`.
 
     Args:
         patches: ``{sequence: {type: uint8 (N, 65, 65)}}``, e.g. a :class:`descnet.data.hpatches.HPatches`
@@ -80,7 +80,7 @@ def describe_hpatches(model: torch.nn.Module, patches: Mapping[str, Mapping[str,
     """
     from tqdm.auto import tqdm
 
-    from descnet.inference import describe_patches
+    from descnet.features.inference import describe_patches
 
     names = list(patches) if sequences is None else list(sequences)
     per_type: dict[str, list[np.ndarray]] = {t: [] for t in types}

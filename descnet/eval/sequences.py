@@ -11,7 +11,7 @@ with each descriptor on the *same* keypoints (detected once per image), and:
   of the pair, from the same reprojection errors; averaged over pairs. MMA alone rewards a descriptor for
   matching less (a few safe matches score high), so a better descriptor must win on correct matches too.
 * **Homography accuracy@e** (as in SuperPoint's HPatches evaluation): a homography is estimated from
-  the matches (:func:`descnet.matching.verify`, MAGSAC by default); its *corner error* is the mean
+  the matches (:func:`descnet.features.matching.verify`, MAGSAC by default); its *corner error* is the mean
   distance between the four corners ``(0, 0), (W-1, 0), (W-1, H-1), (0, H-1)`` of image 1 mapped by it
   and by ``H_1_k``; accuracy@e = share of pairs with corner error ``<= e`` px (``e = 1, 3, 5``); a
   pair without a homography fails.
@@ -20,7 +20,7 @@ with each descriptor on the *same* keypoints (detected once per image), and:
 Every number is reported over all pairs and split by sequence kind (``illumination`` for ``i_*``,
 ``viewpoint`` for ``v_*``, ``other`` for names without that prefix, e.g. Oxford's ``graf``).
 The OpenCV baselines ``opencv-sift`` and ``opencv-rootsift`` are labelled "SIFT (OpenCV)" and
-"RootSIFT (OpenCV)" (:mod:`descnet.description`).
+"RootSIFT (OpenCV)" (:mod:`descnet.features.description`).
 """
 from __future__ import annotations
 
@@ -119,8 +119,10 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any], dete
     model is an ``nn.Module``, a SPEC, or ``"opencv-sift"`` / ``"opencv-rootsift"``. Keypoints are
     detected once per image with ``detector`` and shared by all models.
     """
-    from descnet.description import OPENCV_DESCRIPTORS, describe_images, detect_keypoints
-    from descnet.matching import match, verify
+    from descnet.features.options import OPENCV_DESCRIPTORS
+    from descnet.features.description import describe_images
+    from descnet.features.keypoints import detect_keypoints
+    from descnet.features.matching import match, verify
     from descnet.models import resolve_model
 
     models = {label: m if not isinstance(m, (str, os.PathLike)) or str(m) in OPENCV_DESCRIPTORS

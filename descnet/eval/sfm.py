@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..colmap import SfmOptions, SfmSummary, format_table, import_pycolmap, reconstruct, reconstruct_colmap_sift
-from ..features_io import read_features
+from ..features.files import read_features
 from ..io import atomic_path, write_json
-from ..pairs import check_pairs, exhaustive_pairs
-from ..pipeline import describe_to_file, image_sources, match_to_file
+from ..features.pairs import check_pairs, exhaustive_pairs
+from ..features.pipeline import describe_to_file, image_sources, match_to_file
 
 __all__ = ["compare_sfm", "COLMAP_LABEL", "folder_name"]
 
@@ -57,8 +57,8 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
         out: the output folder (module docstring).
         pairs: image pairs to match (default: all pairs).
         colmap_sift: add COLMAP's own pipeline as the reference row (:data:`COLMAP_LABEL`).
-        detector, max_keypoints, mr_size: the keypoints, detected once (:func:`descnet.pipeline.describe_to_file`).
-        method, ratio, geometry: the matcher (:func:`descnet.pipeline.match_to_file`).
+        detector, max_keypoints, mr_size: the keypoints, detected once (:func:`descnet.features.pipeline.describe_to_file`).
+        method, ratio, geometry: the matcher (:func:`descnet.features.pipeline.match_to_file`).
         options: COLMAP settings (:class:`descnet.colmap.SfmOptions`).
 
     Writes ``OUT/sfm.json`` and ``OUT/sfm.md`` after all rows are done.

@@ -45,8 +45,9 @@ def _in_cpu_chunks(attend: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
     return torch.cat([attend(part) for part in x.split(chunk)])
 
 
-# |logit| <= temperature; up to this temperature exp(logit) is finite in float32/bfloat16 sums
-_SINGLE_EXP_MAX_TEMPERATURE = 40.0
+#: |logit| <= temperature; up to this temperature exp(logit) summed over a million positions is finite in
+#: float32/bfloat16, so one exponential serves both softmaxes (here and in :class:`~descnet.models.fusion.FusedCSA`)
+SINGLE_EXP_MAX_TEMPERATURE = 40.0
 
 
 def _check_feature_map(x: torch.Tensor, channels: int, name: str) -> None:
@@ -119,7 +120,7 @@ class CompressedSelfAttention(nn.Module):
         g, m, n = self.groups, self.num_bases, h * w
         e = self.logits(x).reshape(b * g, m, n)
         v = _pointwise(self.value, x).reshape(b * g, c // g, n)  # (B*G, C/G, N)
-        if e.dtype != torch.float16 and self.temperature <= _SINGLE_EXP_MAX_TEMPERATURE:
+        if e.dtype != torch.float16 and self.temperature <= SINGLE_EXP_MAX_TEMPERATURE:
             # The same two softmaxes from one exponential: softmax is shift-invariant and |e| <= s, so
             # exp(e) needs no max subtraction. A = E / sum_n E, W = E / sum_m E, with E = exp(e).
             ex = torch.exp(e)  # (B*G, M, N)

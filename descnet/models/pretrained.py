@@ -13,7 +13,7 @@ an architecture of the registry, a weight file and where the file comes from:
   fetched by hand should go.
 
 Each entry also records the *input convention* its authors used (``resize``, see
-:data:`descnet.inference.RESIZE_METHODS`): HardNet, SOSNet and HyNet were trained and evaluated on patches
+:data:`descnet.features.inference.RESIZE_METHODS`): HardNet, SOSNet and HyNet were trained and evaluated on patches
 shrunk with ``cv2.resize`` (bilinear, no anti-aliasing: ``hpatches_extract_HardNet.py``), descnet's own
 weights on anti-aliased patches. The model built from an entry carries it (``model.descnet_resize``) and
 the inference path resizes with it, so published numbers can be reproduced.
@@ -48,7 +48,7 @@ class PretrainedWeights:
         sha256: checksum of the file where it could be confirmed, else ``None`` (size and format checks only).
         size: bytes, where known.
         shipped: the file is in :data:`SHIPPED_DIR` (descnet's own weights).
-        resize: input convention (:data:`descnet.inference.RESIZE_METHODS`).
+        resize: input convention (:data:`descnet.features.inference.RESIZE_METHODS`).
         drop_keys: prefixes of tensors in the file that the network does not use (e.g. HardTFeat's ``SIFT.*``).
         options: architecture options.
     """

@@ -13,7 +13,7 @@ A SPEC is one of:
 * a descnet run directory (``best.pt`` is used, else ``last.pt``).
 
 Every model returned carries ``descnet_spec`` (the SPEC), ``descnet_trained`` (False only for ``:random``)
-and ``descnet_resize`` (its input convention, see :data:`descnet.inference.RESIZE_METHODS`).
+and ``descnet_resize`` (its input convention, see :data:`descnet.features.inference.RESIZE_METHODS`).
 """
 from __future__ import annotations
 

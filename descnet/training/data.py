@@ -21,7 +21,7 @@ Sources (``data.source`` of the config):
 For the HPatches layout a 3D point is ``(sequence, row)`` and its patches are the chosen image types
 (``data.types``; default all 16: ``ref``, ``e1..e5``, ``h1..h5``, ``t1..t5``). ``data.holdout`` sequences
 are kept out of training and give the validation pairs. Patches are resized once, at load time, to the
-model's input size with the inference path's anti-aliased resize (:func:`descnet.inference.as_patch_tensor`).
+model's input size with the inference path's anti-aliased resize (:func:`descnet.features.inference.as_patch_tensor`).
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def resize_patches(patches: Any, size: int, chunk: int = 8192, progress: bool = 
     """uint8 ``(N, H, H)`` -> uint8 ``(N, size, size)`` (rounded), in chunks; unchanged when ``H == size``."""
     import torch
 
-    from descnet.inference import as_patch_tensor
+    from descnet.features.inference import as_patch_tensor
 
     patches = np.asarray(patches) if not hasattr(patches, "shape") else patches
     if patches.ndim != 3 or patches.shape[1] != patches.shape[2]:

@@ -1,7 +1,7 @@
 """Multi-process training helpers (PyTorch DDP): process group set-up from ``torchrun``'s environment,
 a gradient-keeping all-gather for global-batch mining, and rank-0-only side effects.
 
-``torchrun --nproc_per_node=K -m descnet.train CONFIG`` (or ``descnet train CONFIG --nproc K``) starts K
+``torchrun --nproc_per_node=K -m descnet.cli.train CONFIG`` (or ``descnet train CONFIG --nproc K``) starts K
 processes with ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` set; multi-node
 works the same with torchrun's ``--nnodes``/``--rdzv-*`` options.
 

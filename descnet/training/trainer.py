@@ -75,9 +75,9 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
 
 def evaluate_pairs(model: nn.Module, pair_set: PairSet, device: torch.device | str = "cpu",
                    batch_size: int = 1024) -> float:
-    """FPR95 of ``model`` on a :class:`PairSet` (descriptors through :func:`descnet.inference.describe_patches`)."""
+    """FPR95 of ``model`` on a :class:`PairSet` (descriptors through :func:`descnet.features.inference.describe_patches`)."""
     from descnet.eval import fpr95
-    from descnet.inference import describe_patches
+    from descnet.features.inference import describe_patches
 
     desc = describe_patches(model, pair_set.patches, batch_size=batch_size, device=device)
     pairs = torch.from_numpy(pair_set.pairs)

@@ -3,9 +3,9 @@
 >>> describe_to_file({"a.jpg": "imgs/a.jpg", "b.jpg": "imgs/b.jpg"}, "features.h5", model="opencv-rootsift")
 >>> match_to_file("features.h5", [("a.jpg", "b.jpg")], "matches.h5")
 
-Both *add* to their output file (:func:`descnet.features_io.append_features`): images or pairs already in it
+Both *add* to their output file (:func:`descnet.features.files.append_features`): images or pairs already in it
 are skipped, so an interrupted run (error, Ctrl-C) resumes where it stopped, and a file grows as images are
-added to a collection. Files follow hloc's layout (:mod:`descnet.features_io`), so hloc reads them and
+added to a collection. Files follow hloc's layout (:mod:`descnet.features.files`), so hloc reads them and
 :mod:`descnet.colmap` turns them into a COLMAP reconstruction.
 """
 from __future__ import annotations
@@ -19,10 +19,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .data.images import list_images, read_image_list
-from .features_io import (Features, PairMatches, append_features, append_matches, check_image_name,
-                          list_feature_names, read_feature_info, read_features, unique_group_names)
-from .models.pretrained import DEFAULT_MODEL
+from ..data.images import list_images, read_image_list
+from .files import (Features, PairMatches, append_features, append_matches, check_image_name, list_feature_names, read_feature_info, read_features, unique_group_names)
+from ..models.pretrained import DEFAULT_MODEL
 from .pairs import check_pairs
 
 __all__ = ["image_sources", "describe_to_file", "match_to_file", "match_pair_to_dir", "DescribeReport", "MatchReport",
@@ -61,12 +60,13 @@ def resolve_descriptor(model: Any) -> tuple[Any, str, str]:
     """A model SPEC or module -> ``(what describe_images takes, table label, weights kind)``.
 
     SPECs are resolved once here (the OpenCV baselines stay names); the label and the weights kind
-    (:func:`descnet.description.weights_kind`) come from the SPEC, not the resolved module.
+    (:func:`descnet.features.description.weights_kind`) come from the SPEC, not the resolved module.
     """
     from torch import nn
 
-    from .description import OPENCV_DESCRIPTORS, _model_label, weights_kind
-    from .models import resolve_model, spec_label
+    from .options import OPENCV_DESCRIPTORS
+    from .description import _model_label, weights_kind
+    from ..models import resolve_model, spec_label
 
     if isinstance(model, nn.Module):
         return model, _model_label(model), weights_kind(model)
@@ -78,7 +78,7 @@ def resolve_descriptor(model: Any) -> tuple[Any, str, str]:
 
 def descriptor_settings(label: str, detector: str, mr_size: float | None) -> dict[str, Any]:
     """The settings a features file records and checks when images are added: model, detector, mr_size."""
-    from .description import DETECTORS
+    from .keypoints import DETECTORS
 
     key = detector.lower()
     if key not in DETECTORS:
@@ -115,11 +115,11 @@ def describe_to_file(images: Mapping[str, str | os.PathLike], out: str | os.Path
 
     Args:
         images: image names (paths relative to the image folder; :func:`image_sources`) and their files.
-        out: the features file (:mod:`descnet.features_io`); created if absent. An existing file must have been
+        out: the features file (:mod:`descnet.features.files`); created if absent. An existing file must have been
             made with the same model, detector and region size (``ValueError`` otherwise) unless ``overwrite``.
         model: a model SPEC, a module or ``opencv-sift`` / ``opencv-rootsift``; resolved once.
         keypoints: optional ``{name: keypoints}`` (an ``(N, 4)`` array or a keypoint file) instead of detecting.
-        detector, max_keypoints, mr_size, device: as :func:`descnet.description.describe_images`.
+        detector, max_keypoints, mr_size, device: as :func:`descnet.features.description.describe_images`.
         overwrite: start a new file instead of adding to ``out``.
         progress: a progress bar (images, images/s).
         log: called with one line per image (file, keypoints, descriptor size, group); ``None``: silent. With a
@@ -220,8 +220,8 @@ def match_to_file(features: str | os.PathLike, pairs: Sequence[tuple[str, str]],
                   progress: bool = False, cache_size: int = 64) -> MatchReport:
     """Match the listed pairs of a features file into the matches file ``out``, adding to it.
 
-    Each pair: :func:`descnet.matching.match` (``method``, ``ratio``) on the stored descriptors, then
-    :func:`descnet.matching.verify` (``geometry``, ``estimator``, ``threshold``; fundamental matrix by default,
+    Each pair: :func:`descnet.features.matching.match` (``method``, ``ratio``) on the stored descriptors, then
+    :func:`descnet.features.matching.verify` (``geometry``, ``estimator``, ``threshold``; fundamental matrix by default,
     the model of a general 3D scene). Pairs ``out`` already holds (in either order) are skipped; an existing
     ``out`` must have the same settings unless ``overwrite``. Every name must be an image of ``features``.
     ``cache_size`` images are kept in memory (list pairs image by image, as exhaustive and sequential lists do).
@@ -266,18 +266,18 @@ def match_pair_to_dir(image1: str | os.PathLike, image2: str | os.PathLike, out:
     """Match two images for a quick look; write four files into the folder ``out`` -> the summary.
 
     ``features.h5`` (both images, named by file name) and ``matches.h5`` (the pair), in the layouts of
-    :mod:`descnet.features_io`; ``matches.png`` (:func:`descnet.matching.draw_matches`, the caption naming the
+    :mod:`descnet.features.files`; ``matches.png`` (:func:`descnet.features.matching.draw_matches`, the caption naming the
     model, whether it is trained, and the counts); ``summary.json`` (keypoints, matches, inliers, the estimated
-    model, seconds per stage, environment). Arguments as :func:`descnet.matching.match_pair`; ``ValueError`` for
+    model, seconds per stage, environment). Arguments as :func:`descnet.features.matching.match_pair`; ``ValueError`` for
     an image without keypoints. All results are computed before anything is written.
     """
     import cv2
 
-    from .data.images import read_image
-    from .features_io import write_features, write_matches
-    from .io import result_set, write_json
+    from ..data.images import read_image
+    from .files import write_features, write_matches
+    from ..io import result_set, write_json
     from .matching import draw_matches, match_pair
-    from .runinfo import environment_info
+    from ..runinfo import environment_info
 
     start = time.perf_counter()
     out = Path(out)

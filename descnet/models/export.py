@@ -1,6 +1,6 @@
 """Export a descriptor model to TorchScript or ONNX, with a dynamic batch size, and check the file.
 
-The exported graph is the inference form of the model (:func:`descnet.inference.fuse_for_inference`:
+The exported graph is the inference form of the model (:func:`descnet.models.fusion.fuse_for_inference`:
 BatchNorm folded, dropout removed, CSA fused), traced from a batch of 2. Its contract is the model's:
 float32 patches ``(B, 1, P, P)`` in [0, 1] -> unit descriptors ``(B, D)``, any ``B``. Using the files::
 
@@ -29,8 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .inference import check_finite_descriptors, fuse_for_inference, model_name
-from .io import atomic_path
+from .contract import check_finite_descriptors, model_name
+from .fusion import fuse_for_inference
+from ..io import atomic_path
 
 __all__ = ["FORMATS", "TOLERANCE", "DEFAULT_OPSET", "ExportResult", "export_model", "onnx_bytes",
            "trace_torchscript"]
@@ -122,7 +123,7 @@ def export_model(model: nn.Module, path: str | os.PathLike, format: str, *, fuse
     """Write ``model`` to ``path`` as ``format`` (``"torchscript"`` or ``"onnx"``), atomically.
 
     Args:
-        fuse: export the inference form (:func:`~descnet.inference.fuse_for_inference`); ``False`` traces
+        fuse: export the inference form (:func:`~descnet.models.fusion.fuse_for_inference`); ``False`` traces
             the model as written (still in eval mode).
         opset: ONNX opset version.
         verify: read the file back and compare with the PyTorch model on 3 patches (see module docstring).

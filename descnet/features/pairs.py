@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .choices import PAIR_MODES
-from .io import atomic_path, read_text_rows
+from .options import PAIR_MODES
+from ..io import atomic_path, read_text_rows
 
 __all__ = ["PAIR_MODES", "exhaustive_pairs", "sequential_pairs", "make_pairs", "read_pairs", "write_pairs",
            "check_pairs"]

@@ -9,7 +9,7 @@ coordinates (the top-left pixel is ``(0, 0)``; hloc uses the same origin, COLMAP
 first pixel, i.e. adds 0.5: :mod:`descnet.colmap`), ``size`` is OpenCV's ``KeyPoint.size`` (the diameter of
 the detected region, 2 sigma for SIFT) and ``angle`` is OpenCV's ``KeyPoint.angle``: degrees, growing
 *clockwise* on screen (image y points down); ``-1`` means "no orientation" and reads as 0 (upright).
-:func:`descnet.description.lafs_from_keypoints` turns these into kornia local affine frames.
+:func:`descnet.features.keypoints.lafs_from_keypoints` turns these into kornia local affine frames.
 
 **Keypoint text file** (``--keypoints FILE``): one keypoint per line, 4 numbers ``x y size angle``
 separated by spaces, tabs or commas; blank lines and lines starting with ``#`` are skipped::
@@ -334,7 +334,7 @@ def _growing(path: str | os.PathLike, kind: str, settings: Mapping[str, Any], ch
             raise ValueError(f"{path}: holds {kind} made with other settings: {diff}; write to another file "
                              f"(or replace it with --overwrite)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    from .io import remove_stale_temporaries
+    from ..io import remove_stale_temporaries
 
     remove_stale_temporaries(path)  # what writers killed earlier left (a .NAME.PID.*.tmp of a dead process)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".h5.tmp", dir=path.parent)

@@ -25,15 +25,15 @@ import numpy as np
 import torch
 from kornia import feature as KF
 
-from .features_io import PairMatches
-from .models.pretrained import DEFAULT_MODEL
+from .files import PairMatches
+from ..models.pretrained import DEFAULT_MODEL
 
 __all__ = ["match", "verify", "match_pair", "draw_matches", "Matches", "Verification", "MATCHERS", "ESTIMATORS",
            "GEOMETRIES"]
 
-from .choices import DEFAULT_RATIO, ESTIMATOR_NAMES, GEOMETRIES, MATCHERS  # noqa: E402 (re-exported)
+from .options import DEFAULT_RATIO, ESTIMATOR_NAMES, GEOMETRIES, MATCHERS  # noqa: E402 (re-exported)
 
-#: OpenCV robust estimators by name (:data:`descnet.choices.ESTIMATOR_NAMES`)
+#: OpenCV robust estimators by name (:data:`descnet.features.options.ESTIMATOR_NAMES`)
 ESTIMATORS = dict(zip(ESTIMATOR_NAMES, (cv2.USAC_MAGSAC, cv2.USAC_DEFAULT, cv2.USAC_ACCURATE, cv2.USAC_PROSAC,
                                         cv2.RANSAC, cv2.LMEDS)))
 
@@ -138,13 +138,14 @@ def match_pair(image1: Any, image2: Any, *, model: Any = DEFAULT_MODEL, keypoint
                timings: dict[str, float] | None = None) -> PairMatches:
     """Describe two images, match them and verify the matches geometrically -> :class:`PairMatches`.
 
-    Images and keypoints as in :func:`descnet.description.describe`; ``model`` is resolved once.
+    Images and keypoints as in :func:`descnet.features.description.describe`; ``model`` is resolved once.
     ``timings``, if given, gets wall-clock seconds per stage: ``load_model``, ``detect`` (with image
-    reading), ``extract``, ``describe`` (both images together: :func:`~descnet.description.describe_images`),
+    reading), ``extract``, ``describe`` (both images together: :func:`~descnet.features.description.describe_images`),
     ``match``, ``verify``.
     """
-    from .description import OPENCV_DESCRIPTORS, describe_images
-    from .models import resolve_model, spec_label
+    from .options import OPENCV_DESCRIPTORS
+    from .description import describe_images
+    from ..models import resolve_model, spec_label
 
     t0 = time.perf_counter()
     net = model
@@ -183,7 +184,7 @@ def draw_matches(image1: np.ndarray, image2: np.ndarray, points1: np.ndarray, po
     to draw a random subset of that many is drawn (``seed``; inliers and outliers in proportion; ``None``: all)
     and the caption says so. ``caption`` (lines separated by ``\\n``) is written in a band under the images.
     """
-    from .description import to_gray
+    from ..data.images import to_gray
 
     def rgb8(img: np.ndarray) -> np.ndarray:
         arr = np.asarray(img)

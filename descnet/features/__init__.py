@@ -1,0 +1,42 @@
+"""Image -> keypoints -> patches -> descriptors -> matches, and the files they are kept in.
+
+One module per step, in the order data flows through them::
+
+    options     the pipeline's choices and option objects (no torch or OpenCV: the CLI's --help reads them)
+    keypoints   OpenCV detectors by name; the OpenCV keypoint -> kornia LAF convention
+    patches     LAFs -> anti-aliased patches (kornia)
+    inference   many patches -> descriptors, batched, on the fastest backend (PyTorch, ONNX Runtime)
+    description images -> Features (keypoints, descriptors, scores, LAFs)
+    matching    descriptor matching (kornia), geometric verification (OpenCV), drawing
+    files       the keypoint text file and the hloc-layout HDF5 feature and match files
+    pairs       which image pairs to match (exhaustive, sequential, pair files)
+    pipeline    the steps over files: a folder of images -> features.h5 -> matches.h5
+
+Names load on first use (PEP 562), so ``descnet.features.options`` imports neither torch nor OpenCV.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "describe": ".description", "describe_images": ".description",
+    "detect_keypoints": ".keypoints", "lafs_from_keypoints": ".keypoints", "DETECTORS": ".keypoints",
+    "extract_patches": ".patches",
+    "describe_patches": ".inference", "PatchDescriber": ".inference",
+    "match": ".matching", "verify": ".matching", "match_pair": ".matching",
+    "Features": ".files", "PairMatches": ".files", "read_features": ".files", "read_matches": ".files",
+    "make_pairs": ".pairs",
+    "describe_to_file": ".pipeline", "match_to_file": ".pipeline",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'descnet.features' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))

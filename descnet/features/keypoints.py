@@ -1,0 +1,156 @@
+"""Keypoints: OpenCV detectors by name, keypoint checks, and the OpenCV keypoint -> kornia LAF convention.
+
+Keypoints come from an OpenCV detector chosen by name (:data:`DETECTORS`: ``sift`` by default, ``orb``
+and, where the OpenCV build has them, ``akaze``, ``kaze``, ``brisk``) or from the caller: an ``(N, 4)``
+array, a list of ``cv2.KeyPoint`` or a keypoint text file, all ``x y size angle`` in OpenCV's convention
+(:mod:`descnet.features.files`). Any other OpenCV detector: pass its ``cv2.KeyPoint`` list and an ``mr_size``.
+
+**From an OpenCV keypoint to a patch** (the convention users get wrong most often). A keypoint becomes the
+kornia local affine frame (LAF) ``[A | c]`` with ``c = (x, y)`` and ``A = s R(theta)``:
+
+* ``s = mr_size * size`` is kornia's LAF scale, *half* the side of the square region that is resampled into
+  the ``P x P`` patch (kornia samples ``c + A [-1, 1]^2``), so the patch covers ``2 * mr_size * size``
+  pixels. ``mr_size`` defaults per detector (:data:`DETECTORS`): 6 for SIFT (half-side 6 x ``size`` = 12
+  sigma, kornia's ``DoGHardNet`` frames), 0.5 for ORB, whose ``size`` is the side of its 31 px patch.
+* ``theta = -angle`` in degrees: OpenCV's ``KeyPoint.angle`` grows clockwise on screen (image y down) and
+  kornia's LAF orientation counter-clockwise. ``angle == -1`` (OpenCV: "no orientation") means upright.
+
+Patches are cut with :func:`kornia.feature.extract_patches_from_pyramid`, which samples a large region
+from a smoothed, downsampled pyramid level (anti-aliased), directly at the model's patch size; they are
+described by :func:`descnet.features.inference.describe_patches`
+(:mod:`descnet.features.patches` cuts them).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple, Sequence
+
+import cv2
+import numpy as np
+import torch
+from kornia import feature as KF
+
+from ..data.images import to_gray, to_uint8
+
+__all__ = ["DETECTORS", "Detector", "detect_keypoints", "check_keypoints", "lafs_from_keypoints", "keypoints_from_opencv",
+           "keypoints_to_opencv"]
+
+
+class Detector(NamedTuple):
+    create: Callable[[int | None], Any]  # max_keypoints -> cv2.Feature2D
+    mr_size: float                       # default LAF scale per unit of KeyPoint.size
+
+
+def _detectors() -> dict[str, Detector]:
+    table = {
+        # 6 x size (kornia's DoGHardNet frames): of 2, 3, 4, 6, 8, TFeat's correct matches at 3 px with 6 were
+        # within 2% of the best on graf 1-2, 1-3, boat 1-3 and v_churchill 1-3
+        "sift": Detector(lambda n: cv2.SIFT_create(nfeatures=n or 0), 6.0),
+        # ORB's size is its 31 px patch at the detection level: 0.5 x size is that patch (0.3 .. 1 tried)
+        "orb": Detector(lambda n: cv2.ORB_create(nfeatures=n or 100000), 0.5),
+    }
+    # moved out of OpenCV 5's main module; present in OpenCV 4. Defaults not measured: pass mr_size.
+    for name, factory, mr_size in (("akaze", "AKAZE_create", 3.0), ("kaze", "KAZE_create", 3.0),
+                                   ("brisk", "BRISK_create", 1.0)):
+        if hasattr(cv2, factory):
+            table[name] = Detector(lambda n, f=getattr(cv2, factory): f(), mr_size)
+    return table
+
+
+#: OpenCV detectors by name (those this OpenCV build has) with their default ``mr_size``
+DETECTORS: dict[str, Detector] = _detectors()
+
+
+# ---------------------------------------------------------------- descriptors
+
+
+def keypoints_from_opencv(keypoints: Sequence[cv2.KeyPoint]) -> tuple[np.ndarray, np.ndarray]:
+    """``cv2.KeyPoint`` list -> ``(N, 4)`` float32 ``x, y, size, angle`` and ``(N,)`` float32 responses."""
+    rows = np.array([(k.pt[0], k.pt[1], k.size, k.angle) for k in keypoints], np.float32).reshape(-1, 4)
+    return rows, np.array([k.response for k in keypoints], np.float32)
+
+
+def keypoints_to_opencv(keypoints: np.ndarray, image_size: tuple[int, int] | None = None) -> list[cv2.KeyPoint]:
+    """``(N, 4)`` ``x, y, size, angle`` -> ``cv2.KeyPoint`` list, with SIFT's packed ``octave`` field.
+
+    OpenCV's SIFT descriptor reads the pyramid octave and layer from ``KeyPoint.octave``; they are
+    recovered from ``size`` exactly as SIFT sets them (``size = 3.2 * 2 ** (octave + (layer + xi) / 3)``),
+    clamped to octaves -1 .. log2(min(H, W)) - 3 when ``image_size`` ``(H, W)`` is given.
+    """
+    top = int(math.log2(max(min(image_size), 16))) - 3 if image_size else 64
+    out = []
+    for x, y, size, angle in np.asarray(keypoints, np.float64).reshape(-1, 4):
+        t = 3.0 * math.log2(max(size, 1e-6) / 3.2)
+        n = int(round(t))
+        octave = (n - 1) // 3
+        layer, xi = n - 3 * octave, t - n
+        if octave < -1:
+            octave, layer, xi = -1, 1, 0.0
+        elif octave > top:
+            octave, layer, xi = top, 3, 0.0
+        packed = (octave & 255) | (layer << 8) | (int(round((xi + 0.5) * 255)) << 16)
+        out.append(cv2.KeyPoint(float(x), float(y), float(size), float(angle), 0.0, packed))
+    return out
+
+
+def detect_keypoints(image: np.ndarray, detector: str = "sift",
+                     max_keypoints: int | None = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """Detect keypoints with an OpenCV detector by name -> ``(N, 4)`` keypoints and ``(N,)`` responses.
+
+    ``image``: anything :func:`to_gray` takes. The strongest ``max_keypoints`` are kept (all when None),
+    sorted by response, strongest first (stable, so ties keep OpenCV's order).
+    """
+    key = detector.lower()
+    if key not in DETECTORS:
+        raise ValueError(f"unknown detector {detector!r}; choose one of: {', '.join(DETECTORS)}")
+    if max_keypoints is not None and max_keypoints < 1:
+        raise ValueError(f"max_keypoints must be at least 1, got {max_keypoints}")
+    gray = to_gray(image)
+    found = DETECTORS[key].create(max_keypoints).detect(to_uint8(gray), None)
+    keypoints, responses = keypoints_from_opencv(found)
+    order = np.argsort(-responses, kind="stable")[:max_keypoints]
+    return keypoints[order], responses[order]
+
+
+def check_keypoints(keypoints: Any, image_size: tuple[int, int], source: str = "keypoints") -> np.ndarray:
+    """Validate caller keypoints -> ``(N, 4)`` float32; ``image_size`` is ``(H, W)``.
+
+    Accepts an ``(N, 4)`` array or a list of ``cv2.KeyPoint``. Every keypoint must be finite, have a
+    positive size and lie on the image: ``-0.5 <= x <= W - 0.5`` and ``-0.5 <= y <= H - 0.5``.
+    """
+    if isinstance(keypoints, (list, tuple)) and keypoints and isinstance(keypoints[0], cv2.KeyPoint):
+        keypoints = keypoints_from_opencv(keypoints)[0]
+    kp = np.asarray(keypoints, dtype=np.float32)
+    if kp.ndim != 2 or kp.shape[1] != 4:
+        if kp.size == 0:
+            return np.zeros((0, 4), np.float32)
+        raise ValueError(f"{source}: expected (N, 4) rows 'x y size angle', got shape {kp.shape}")
+    bad = ~np.isfinite(kp).all(axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{source}: {int(bad.sum())} keypoint(s) have non-finite values (first: #{i} {kp[i]})")
+    bad = kp[:, 2] <= 0
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{source}: {int(bad.sum())} keypoint(s) have size <= 0 (first: #{i}, size {kp[i, 2]:g})")
+    h, w = image_size
+    outside = (kp[:, 0] < -0.5) | (kp[:, 0] > w - 0.5) | (kp[:, 1] < -0.5) | (kp[:, 1] > h - 0.5)
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise ValueError(f"{source}: {int(outside.sum())} of {len(kp)} keypoints lie outside the {w}x{h} image "
+                         f"(first: #{i} at x={kp[i, 0]:g}, y={kp[i, 1]:g})")
+    return kp
+
+
+def lafs_from_keypoints(keypoints: np.ndarray, mr_size: float = 6.0) -> torch.Tensor:
+    """``(N, 4)`` OpenCV keypoints -> ``(1, N, 2, 3)`` float32 kornia LAFs in pixels.
+
+    ``A = mr_size * size * R(-angle)`` (module docstring); ``angle == -1`` reads as upright.
+    """
+    if mr_size <= 0:
+        raise ValueError(f"mr_size must be positive, got {mr_size}")
+    kp = torch.as_tensor(np.asarray(keypoints, np.float32)).reshape(-1, 4)
+    angle = torch.where(kp[:, 3] == -1, torch.zeros_like(kp[:, 3]), kp[:, 3])
+    n = len(kp)
+    return KF.laf_from_center_scale_ori(kp[None, :, :2], (mr_size * kp[:, 2]).view(1, n, 1, 1),
+                                        (-angle).view(1, n, 1))
