@@ -1,13 +1,21 @@
-"""The names of the feature pipeline's choices, importable without OpenCV or torch.
+"""The feature pipeline's choices and option objects, importable without OpenCV or torch.
 
 The command line takes its ``choices`` from here (``descnet --help`` must not import torch or cv2); the
-modules that implement them (:mod:`descnet.features.description`, :mod:`descnet.features.matching`, :mod:`descnet.features.pairs`)
-import the same names, so a choice is added in one place.
+modules that implement them (:mod:`descnet.features.keypoints`, :mod:`descnet.features.matching`,
+:mod:`descnet.features.pairs`) import the same names, so a choice is added in one place.
+
+:class:`KeypointOptions` (detector, how many keypoints, region size) and :class:`MatchOptions` (matcher,
+ratio test, geometry, robust estimator, inlier threshold) are validated when they are made, once, and are
+shared by the library functions and the command line.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from typing import Any
+
 __all__ = ["DETECTOR_NAMES", "OPENCV_DESCRIPTORS", "MATCHERS", "DEFAULT_RATIO", "ESTIMATOR_NAMES", "GEOMETRIES",
-           "PAIR_MODES"]
+           "PAIR_MODES", "KeypointOptions", "MatchOptions"]
 
 #: OpenCV detectors descnet knows; :data:`descnet.features.keypoints.DETECTORS` holds those the OpenCV build has
 DETECTOR_NAMES = ("sift", "orb", "akaze", "kaze", "brisk")
@@ -22,3 +30,89 @@ ESTIMATOR_NAMES = ("magsac", "usac", "accurate", "prosac", "ransac", "lmeds")
 GEOMETRIES = {"homography": (4, 3.0), "fundamental": (8, 1.0)}
 #: how pair lists are made (:func:`descnet.features.pairs.make_pairs`)
 PAIR_MODES = ("exhaustive", "sequential")
+
+
+def _positive(value: float | None, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class KeypointOptions:
+    """Where patches come from: an OpenCV detector by name and the region each keypoint covers.
+
+    Attributes:
+        detector: one of :data:`DETECTOR_NAMES` (case-insensitive; whether this OpenCV build has it is
+            checked when detecting, :data:`descnet.features.keypoints.DETECTORS`).
+        max_keypoints: keep the strongest detections (``None``: all); ignored for keypoints given by the caller.
+        mr_size: LAF half-side per unit of OpenCV's ``KeyPoint.size``; ``None``: the detector's default
+            (6 for SIFT, :mod:`descnet.features.keypoints`).
+    """
+
+    detector: str = "sift"
+    max_keypoints: int | None = 2000
+    mr_size: float | None = None
+
+    def __post_init__(self) -> None:
+        detector = str(self.detector).lower()
+        if detector not in DETECTOR_NAMES:
+            raise ValueError(f"detector {self.detector!r}: unknown; choose one of: {', '.join(DETECTOR_NAMES)}")
+        object.__setattr__(self, "detector", detector)
+        if self.max_keypoints is not None and (isinstance(self.max_keypoints, bool)
+                                               or not isinstance(self.max_keypoints, int) or self.max_keypoints < 1):
+            raise ValueError(f"max_keypoints must be a whole number >= 1 (or None for all), got {self.max_keypoints!r}")
+        object.__setattr__(self, "mr_size", _positive(self.mr_size, "mr_size"))
+
+
+@dataclass(frozen=True)
+class MatchOptions:
+    """How two sets of descriptors are matched and the matches checked geometrically.
+
+    Attributes:
+        matcher: one of :data:`MATCHERS` (``mnn``, ``snn``, ``smnn``; :mod:`descnet.features.matching`).
+        ratio: the ratio-test threshold in (0, 1] of ``snn``/``smnn``; ``None``: :data:`DEFAULT_RATIO`.
+            Refused for ``mnn``, which has no ratio test.
+        geometry: one of :data:`GEOMETRIES` (``homography`` for planar scenes and sequences, ``fundamental``
+            for 3D scenes).
+        estimator: one of :data:`ESTIMATOR_NAMES` (OpenCV's robust estimators; MAGSAC by default).
+        threshold: inlier threshold in pixels; ``None``: the geometry's default (3 px for a homography,
+            1 px for F).
+    """
+
+    matcher: str = "mnn"
+    ratio: float | None = None
+    geometry: str = "homography"
+    estimator: str = "magsac"
+    threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        for field, choices in (("matcher", MATCHERS), ("geometry", tuple(GEOMETRIES)), ("estimator", ESTIMATOR_NAMES)):
+            if getattr(self, field) not in choices:
+                raise ValueError(f"{field} {getattr(self, field)!r}: unknown; choose one of: {', '.join(choices)}")
+        if self.ratio is not None:
+            if self.matcher == "mnn":
+                raise ValueError("ratio applies to the snn and smnn matchers, not mnn")
+            ratio = _positive(self.ratio, "ratio")
+            if ratio > 1:
+                raise ValueError(f"ratio must be in (0, 1], got {self.ratio}")
+            object.__setattr__(self, "ratio", ratio)
+        object.__setattr__(self, "threshold", _positive(self.threshold, "threshold"))
+
+    @property
+    def ratio_or_default(self) -> float | None:
+        """The ratio test's threshold in use (``None`` for ``mnn``)."""
+        return DEFAULT_RATIO.get(self.matcher) if self.ratio is None else self.ratio
+
+    @property
+    def threshold_or_default(self) -> float:
+        """The inlier threshold in use, in pixels."""
+        return GEOMETRIES[self.geometry][1] if self.threshold is None else self.threshold
+
+    def settings(self) -> dict[str, Any]:
+        """The values in use, as matches files and summaries record them (``matcher ratio geometry estimator
+        threshold``, :data:`descnet.features.files.MATCH_SETTINGS`)."""
+        return {"matcher": self.matcher, "ratio": self.ratio_or_default, "geometry": self.geometry,
+                "estimator": self.estimator, "threshold": self.threshold_or_default}
