@@ -1,4 +1,5 @@
-"""``descnet eval brown``: FPR95 on Brown pair files written in the original layout."""
+"""The Brown benchmark (descnet.eval.brown, ``descnet eval brown``): FPR95 on Brown pair files written in the
+original layout; the library, the command line and the Trainer's validation give the same figure."""
 from __future__ import annotations
 
 import json
@@ -6,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from descnet.cli.eval_brown import pair_distances
 from descnet.cli.main import main
 from descnet.data.phototour import write_phototour
+from descnet.eval.brown import evaluate_brown, pair_distances
 
 
 def make_subset(root):
@@ -128,3 +129,50 @@ def test_cli_an_unreadable_earlier_result_is_not_replaced_silently(tmp_path, cap
     assert sorted(p.name for p in out.iterdir()) == ["brown_toy.json"]
     assert main(base + ["--overwrite"]) == 0
     assert "pixels" in json.loads((out / "brown_toy.json").read_text())["models"]
+
+
+def _random_subset(root, seed=3):
+    """60 random patches of 30 points and 200 random pairs (about half matching): FPR95 strictly between 0 and 1
+    for an untrained network."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(30), 2)
+    base = rng.integers(0, 256, (30, 64, 64)).astype(np.int16)
+    patches = np.clip(np.repeat(base, 2, axis=0) + rng.integers(-250, 251, (60, 64, 64)), 0, 255).astype(np.uint8)
+    pos = [(2 * i, 2 * i + 1) for i in rng.integers(0, 30, 100)]
+    neg = [(a, b) for a, b in rng.integers(0, 60, (300, 2)) if labels[a] != labels[b]][:100]
+    write_phototour(root, "rand", patches, labels, np.array(pos + neg), pairs_name="m50_200_200_0.txt")
+
+
+def _saved_tfeat(path, seed=0):
+    import torch
+
+    from descnet.models import create_model
+
+    torch.manual_seed(seed)
+    model = create_model("tfeat")
+    torch.save({"descnet": 1, "model": {"name": "tfeat", "options": dict(model.descnet_options)},
+                "state_dict": model.state_dict()}, path)
+    return path
+
+
+def test_evaluate_brown_from_python_equals_the_cli(tmp_path, capsys):
+    from descnet.data.phototour import PhotoTour
+    from descnet.models import resolve_model
+
+    _random_subset(tmp_path)
+    weights = _saved_tfeat(tmp_path / "t.pt")
+    out = tmp_path / "out"
+    assert main(["eval", "brown", "--root", str(tmp_path), "--subset", "rand", "--model", str(weights),
+                 "--pairs", "m50_200_200_0.txt", "--out", str(out), "--quiet"]) == 0
+    (cli,) = json.loads((out / "brown_rand.json").read_text())["models"].values()
+    data = PhotoTour(tmp_path, "rand")
+    pairs = {"m50_200_200_0.txt": data.read_pairs("m50_200_200_0.txt")}
+    lib = evaluate_brown(resolve_model(weights), data.patches, pairs, label="t")
+    value = lib["pairs"]["m50_200_200_0.txt"]["fpr95"]
+    assert 0.0 < value < 1.0
+    assert value == cli["pairs"]["m50_200_200_0.txt"]["fpr95"]
+    assert lib["roc"] == cli["roc"] and lib["dim"] == cli["dim"] == 128
+    # only the patches the pairs use are described; indices past the patches are refused with the list's name
+    with pytest.raises(ValueError, match="pairs bad: patch indices must be in"):
+        evaluate_brown(resolve_model(weights), data.patches, {"bad": np.array([[0, 60, 1]])})
+

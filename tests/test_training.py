@@ -159,6 +159,17 @@ def _val_set(seed: int = 7) -> PairSet:
     return PairSet("held", held.patches, make_validation_pairs(held.labels, 400, 0))
 
 
+def test_validation_fpr95_is_evaluate_brown(tmp_path):
+    # the Trainer's validation figure is the Brown benchmark's (descnet eval brown) on the same pairs
+    from descnet.eval.brown import evaluate_brown
+
+    val = _val_set()
+    trainer = Trainer(_config(), tmp_path / "run", data=in_memory_data(), pair_sets=[val])
+    figure = trainer.evaluate()["fpr95/held"]
+    expected = evaluate_brown(trainer.model, val.patches, {"held": val.pairs})["pairs"]["held"]["fpr95"]
+    assert 0.0 < figure < 1.0 and figure == expected
+
+
 def test_fixed_seed_gives_identical_runs_and_linear_lr_decay(tmp_path):
     # HardNet itself: BatchNorm statistics and dropout draws must repeat too
     config = _config(**{"model.name": "hardnet", "pairs_per_epoch": 32})

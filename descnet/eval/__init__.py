@@ -1,8 +1,9 @@
-"""Benchmarks: FPR95 (Brown), the three HPatches tasks, tables and figures.
+"""Benchmarks: FPR95 (Brown), the three HPatches tasks, image-sequence matching, SfM; tables and figures.
 
-Names load lazily on first use::
+Each protocol is a function here; the ``descnet eval`` verbs parse arguments and call the ``benchmark_*`` ones
+(which write the result folder). Names load lazily on first use::
 
-    from descnet.eval import fpr95, evaluate_hpatches
+    from descnet.eval import evaluate_brown, benchmark_hpatches
 """
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from .fpr95 import fpr95, fpr_at_recall
 
 # public name -> module that defines it (PEP 562 lazy attributes)
 _LAZY = {
+    "BenchmarkRun": "descnet.eval.report",
+    "evaluate_brown": "descnet.eval.brown",
+    "benchmark_brown": "descnet.eval.brown",
     "average_precision": "descnet.eval.metrics",
     "roc_auc": "descnet.eval.metrics",
     "HPatchesDescriptors": "descnet.eval.descriptors",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 from descnet.data.hpatches import LEVEL_NAMES, LEVELS
 from descnet.io import atomic_path
 
-__all__ = ["merge_earlier_results", "check_earlier_results", "model_notes", "format_table", "hpatches_tables",
+__all__ = ["BenchmarkRun", "merge_earlier_results", "check_earlier_results", "model_notes", "format_table", "hpatches_tables",
            "markdown_table", "latex_table", "plot_hpatches", "plot_roc",
            "HEADLINE_NOTES", "LEVEL_COLOURS"]
 
@@ -28,6 +29,27 @@ HEADLINE_NOTES = {
     "matching": "mean mAP over easy/hard/tough",
     "retrieval": "mean mAP over easy/hard/tough, pool of 20,000 distractors",
 }
+
+
+@dataclass
+class BenchmarkRun:
+    """What a benchmark run wrote: the result ``payload`` as written to ``path`` (its JSON file), the labels of
+    the earlier results it ``kept`` beside the new ones, and every file ``written`` (sorted)."""
+
+    payload: dict[str, Any]
+    path: Path
+    kept: list[str]
+    written: list[Path]
+
+    def kept_note(self) -> str | None:
+        """The line that says which earlier results were kept (``None`` when none were)."""
+        if not self.kept:
+            return None
+        return f"kept the earlier results of {', '.join(self.kept)} in {self.path} (--overwrite replaces them)"
+
+    def written_note(self) -> str:
+        """``wrote FILE, FILE, ...``."""
+        return "wrote " + ", ".join(str(p) for p in self.written)
 
 
 def merge_earlier_results(path: str | os.PathLike, payload: Mapping[str, Any], same: Sequence[str],

@@ -7,8 +7,8 @@ from .checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from .config import DEFAULTS, apply_overrides, check_config, load_config
 from .data import PairSet, PatchPoints, load_pair_set, load_training_data
 from .distributed import DistInfo
-from .trainer import NonFiniteLossError, Trainer, evaluate_pairs
+from .trainer import NonFiniteLossError, Trainer
 
-__all__ = ["Trainer", "NonFiniteLossError", "evaluate_pairs", "load_config", "apply_overrides", "check_config",
+__all__ = ["Trainer", "NonFiniteLossError", "load_config", "apply_overrides", "check_config",
            "DEFAULTS", "load_checkpoint", "save_checkpoint", "LAST", "BEST", "PatchPoints", "PairSet",
            "load_training_data", "load_pair_set", "DistInfo"]

@@ -48,7 +48,7 @@ from .data import PairSet, PatchPoints, load_pair_set, load_training_data
 from .distributed import (DistInfo, all_gather_with_grad, barrier, dist_info_from_env, init_distributed,
                           select_device)
 
-__all__ = ["Trainer", "NonFiniteLossError", "evaluate_pairs", "METRICS_FILE"]
+__all__ = ["Trainer", "NonFiniteLossError", "METRICS_FILE"]
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -71,18 +71,6 @@ class _PairForward(nn.Module):
 
 def _step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, step, rank, 0x5eed]).generate_state(1, np.uint64)[0] >> 1)
-
-
-def evaluate_pairs(model: nn.Module, pair_set: PairSet, device: torch.device | str = "cpu",
-                   batch_size: int = 1024) -> float:
-    """FPR95 of ``model`` on a :class:`PairSet` (descriptors through :func:`descnet.features.inference.describe_patches`)."""
-    from descnet.eval import fpr95
-    from descnet.features.inference import describe_patches
-
-    desc = describe_patches(model, pair_set.patches, batch_size=batch_size, device=device)
-    pairs = torch.from_numpy(pair_set.pairs)
-    distances = (desc[pairs[:, 0]] - desc[pairs[:, 1]]).norm(dim=1)
-    return float(fpr95(distances.numpy(), pair_set.pairs[:, 2]))
 
 
 class _Prefetcher:
@@ -426,8 +414,12 @@ class Trainer:
         with ``validation.matching``, the HPatches matching mAP of the held-out sequences (``matching_map``)."""
         if not self.dist.is_main or not (self.pair_sets or self.held_sequences):
             return {}
+        from descnet.eval.brown import evaluate_brown
+
         batch = self.config["runtime"]["validation_batch_size"]
-        out = {f"fpr95/{s.name}": evaluate_pairs(self.model, s, self.device, batch) for s in self.pair_sets}
+        out = {f"fpr95/{s.name}": evaluate_brown(self.model, s.patches, {s.name: s.pairs}, batch_size=batch,
+                                                 device=self.device, label=s.name)["pairs"][s.name]["fpr95"]
+               for s in self.pair_sets}
         if out:
             out["fpr95"] = float(np.mean(list(out.values())))
         if self.held_sequences:
