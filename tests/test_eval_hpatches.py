@@ -464,6 +464,41 @@ def test_cli_models_on_patches_cache_and_csv_round_trip(tmp_path, capsys):
         assert again[task] == m[task]
 
 
+def test_benchmark_hpatches_from_python_caches_and_equals_the_cli(tmp_path, capsys):
+    from descnet.eval import benchmark_hpatches, describe_hpatches_cached
+    from descnet.data.hpatches import HPatches
+
+    root = tmp_path / "hpatches-release"
+    make_copies_release(root)
+    write_tasks(tmp_path / "tasks", ["v_c", "i_d"], [("v_c", 0), ("i_d", 1)], [("v_c", 3), ("i_d", 0), ("i_d", 2)])
+    assert main(["eval", "hpatches", "--root", str(root), "--model", "sift", "--split", "a", "--out",
+                 str(tmp_path / "cli"), "--verification-pairs", "300", "--quiet"]) == 0
+    cli = json.loads((tmp_path / "cli" / "hpatches_a.json").read_text())
+    lines = []
+    run = benchmark_hpatches(tmp_path / "lib", root=root, models=["sift"], split="a", verification_pairs=300,
+                             log=lines.append)
+    assert any(line.startswith("sift: describing 2 sequences") for line in lines)
+    assert run.path == tmp_path / "lib" / "hpatches_a.json" and run.kept == []
+    assert tmp_path / "lib" / "hpatches_a.md" in run.written and (tmp_path / "lib" / "tasks").is_dir()
+    assert json.loads(run.path.read_text())["models"] == run.payload["models"]
+    for task in ("verification", "matching", "retrieval"):
+        assert run.payload["models"]["sift"][task] == cli["models"]["sift"][task]
+    lines.clear()
+    again = benchmark_hpatches(tmp_path / "lib", root=root, models=["sift"], split="a", verification_pairs=300,
+                               log=lines.append)
+    assert f"sift: descriptors from the cache {tmp_path / 'lib' / 'descriptors' / 'sift.h5'}" in lines
+    assert again.payload["models"] == run.payload["models"]
+    # the cache alone: a cached sequence is read back as stored; untrained models are never cached
+    dataset = HPatches(root, tmp_path / "tasks")
+    cached = describe_hpatches_cached("sift", dataset, ["i_d"], tmp_path / "lib" / "descriptors", label="sift")
+    stored = read_descriptor_h5(tmp_path / "lib" / "descriptors" / "sift.h5", name="sift")[0]
+    assert list(cached.sequences) == ["i_d"] and np.array_equal(cached["i_d"]["ref"], stored["i_d"]["ref"])
+    describe_hpatches_cached("tfeat:random", dataset, ["i_d"], tmp_path / "c2", label="tfeat")
+    assert not (tmp_path / "c2" / "tfeat.h5").exists()
+    with pytest.raises(ValueError, match="tasks: unknown task"):
+        benchmark_hpatches(tmp_path / "lib", root=root, models=["sift"], tasks=["sorting"])
+
+
 def test_cli_bad_input_leaves_no_results(tmp_path, capsys):
     descs = tmp_path / "descs" / "hand"
     write_descriptor_csvs(descs, HPatchesDescriptors.from_mapping(hand_descriptors()))

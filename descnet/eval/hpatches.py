@@ -37,14 +37,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from descnet.data.hpatches import LEVELS, TYPES, PatchRefs, Split, VerificationPairs
 from descnet.eval.descriptors import HPatchesDescriptors
 from descnet.eval.metrics import SMALL, average_precision
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "TASKS", "POOL_SIZES", "describe_hpatches", "evaluate_matching", "matching_map", "evaluate_retrieval",
@@ -377,6 +379,7 @@ def _pair_distances(ds: HPatchesDescriptors, pairs: Mapping[str, VerificationPai
         jobs = [(start, None) for start in range(0, len(first[1]), chunk)]
     else:
         jobs = [(start, kind) for kind in kinds for start in range(0, len(sides[kind][1]), chunk)]
+    import torch
     from tqdm.auto import tqdm
 
     # numpy's gathers release the GIL: chunks run in parallel on torch's thread count
