@@ -10,9 +10,11 @@ import pytest
 
 from descnet.cli.main import main
 from descnet.data.sequences import ImageSequences, write_sequence
-from descnet.eval.sequences import (CORRECT_THRESHOLDS, MMA_THRESHOLDS, PairResult, corner_error, correct_matches,
-                                    evaluate_sequences, format_summary, matching_accuracy, model_label, pair_rows,
-                                    plot_mma, reprojection_errors, summarize)
+from descnet.eval.sequences import (CORRECT_THRESHOLDS, MMA_THRESHOLDS, PairResult, benchmark_sequences, corner_error,
+                                    correct_matches, evaluate_sequences, format_summary, label_models,
+                                    matching_accuracy, model_label, pair_rows, plot_mma, reprojection_errors,
+                                    summarize)
+from descnet.features.options import KeypointOptions, MatchOptions
 
 H2 = np.array([[0.92, 0.12, 14.0], [-0.09, 0.96, 6.0], [1.5e-4, 5e-5, 1.0]])
 H3 = np.array([[1.05, -0.05, -8.0], [0.06, 1.02, -5.0], [-1e-4, 1e-4, 1.0]])
@@ -129,7 +131,7 @@ def test_correct_matches_in_table_and_json_rows():
 def test_evaluate_sequences_on_exact_synthetic_sequences(sequence_root, tmp_path):
     sequences = ImageSequences(sequence_root)
     models = {model_label("opencv-sift"): "opencv-sift", "pixels": "pixels"}
-    results = evaluate_sequences(sequences, models, max_keypoints=300)
+    results = evaluate_sequences(sequences, models, keypoint_options=KeypointOptions(max_keypoints=300))
     assert list(results) == ["SIFT (OpenCV)", "pixels"]
     sift = results["SIFT (OpenCV)"]
     assert [(p.sequence, p.kind, p.target) for p in sift] == [
@@ -185,14 +187,37 @@ def test_cli_eval_sequences_reruns_add_models(sequence_root, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--sequence", "v_nothing"], "--sequence v_nothing: not found"),
-    (["--model", "pixels", "--kind", "viewpoint", "--sequence", "i_synth"], "--sequence i_synth: not found"),
+    (["--sequence", "v_nothing"], "error: sequence v_nothing: not found under"),
+    (["--model", "pixels", "--kind", "viewpoint", "--sequence", "i_synth"],
+     "error: sequence i_synth: not found under"),
+    (["--model", "pixels", "--matcher", "mnn", "--ratio", "0.9"], "ratio applies to the snn and smnn matchers"),
+    (["--model", "pixels", "--detector", "surf"], "detector 'surf': unknown; choose one of: sift"),
 ])
 def test_cli_eval_sequences_bad_arguments(sequence_root, tmp_path, capsys, extra, message):
     out = tmp_path / "out"
     assert main(["eval", "sequences", "--root", str(sequence_root), "--out", str(out), *extra]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_benchmark_sequences_from_python_equals_the_cli(sequence_root, tmp_path, capsys):
+    options = ["--max-keypoints", "200", "--sequence", "v_synth", "--matcher", "snn", "--estimator", "ransac"]
+    assert main(["eval", "sequences", "--root", str(sequence_root), "--model", "pixels", "--no-baselines",
+                 "--out", str(tmp_path / "cli"), *options]) == 0
+    cli = json.loads((tmp_path / "cli" / "sequences.json").read_text())
+    run = benchmark_sequences([sequence_root], tmp_path / "lib", models=["pixels"], baselines=False,
+                              names=["v_synth"], keypoint_options=KeypointOptions(max_keypoints=200),
+                              match_options=MatchOptions(matcher="snn", estimator="ransac"))
+    assert run.written == [tmp_path / "lib" / "mma.png", tmp_path / "lib" / "sequences.json"] and run.kept == []
+    lib = json.loads(run.path.read_text())
+    assert lib["summary"] == run.payload["summary"] == cli["summary"] and lib["pairs"] == cli["pairs"]
+    assert {k: v for k, v in lib["settings"].items() if k != "roots"} == \
+        {k: v for k, v in cli["settings"].items() if k != "roots"}
+    assert cli["settings"]["matcher"] == "snn" and cli["settings"]["estimator"] == "ransac"
+    with pytest.raises(ValueError, match="geometry must be homography"):
+        evaluate_sequences([], {}, match_options=MatchOptions(geometry="fundamental"))
+    with pytest.raises(ValueError, match="model pixels: two models share the table name 'pixels'"):
+        label_models(["pixels", "pixels"])
 
 
 def test_cli_eval_sequences_defaults_to_the_shipped_model(sequence_root, tmp_path):

@@ -21,9 +21,8 @@ examples:
 from __future__ import annotations
 
 import argparse
-import json
 
-from descnet.features.options import ESTIMATOR_NAMES, MATCHERS
+from descnet.features.options import DETECTOR_NAMES, ESTIMATOR_NAMES, MATCHERS, KeypointOptions, MatchOptions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not add OpenCV SIFT and RootSIFT to the models")
     parser.add_argument("--kind", choices=("illumination", "viewpoint"), help="only these sequences")
     parser.add_argument("--sequence", action="append", metavar="NAME", help="only these sequences (repeat)")
-    parser.add_argument("--detector", default="sift", help="OpenCV detector for the keypoints (default: sift)")
+    parser.add_argument("--detector", default="sift",
+                        help=f"OpenCV detector for the keypoints: {', '.join(DETECTOR_NAMES)} (default: sift)")
     parser.add_argument("--max-keypoints", type=int, default=2000, metavar="N",
                         help="strongest N keypoints per image (default: 2000; 0 = all)")
     parser.add_argument("--mr-size", type=float, default=None, metavar="X",
@@ -56,87 +56,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _check_earlier_settings(path, settings: dict, overwrite: bool) -> None:
-    """Refuse to add to an earlier ``sequences.json`` made with other settings (models aside)."""
-    try:
-        earlier = json.loads(path.read_text()).get("settings") if path.is_file() and not overwrite else None
-    except (OSError, ValueError, AttributeError):
-        return  # unreadable: merge_earlier_results refuses it
-    if isinstance(earlier, dict):
-        drop = ("models",)
-        differ = sorted(k for k in {*earlier, *settings} - set(drop) if earlier.get(k) != settings.get(k))
-        if differ:
-            raise ValueError(f"{path}: holds results of other settings ({', '.join(differ)} differ), which cannot "
-                             f"share a table; pass --overwrite to replace them, or use another --out")
-
-
 def run(args: argparse.Namespace) -> int:
-    import datetime as dt
-    from pathlib import Path
-
     from descnet.cli.common import output_dir
+    from descnet.eval.sequences import benchmark_sequences, format_summary
     from descnet.features.inference import check_device
-    from descnet.cli.describe import check_common, load_model
-    from descnet.data.sequences import ImageSequences
-    from descnet.eval.sequences import (evaluate_sequences, format_summary, model_label, pair_rows, plot_mma,
-                                        summarize)
-    from descnet.eval.report import merge_earlier_results
-    from descnet.io import result_set, write_json
-    from descnet.features.matching import ESTIMATORS
-    from descnet.runinfo import environment_info
 
     check_device(args.device, "--device")
     output_dir(args.out)  # a file there, or a file on its path: refused before any work
-    check_common(args)
-    if args.estimator not in ESTIMATORS:
-        raise ValueError(f"--estimator {args.estimator}: unknown; choose one of: {', '.join(ESTIMATORS)}")
-    from descnet.models.pretrained import DEFAULT_MODEL
-
-    models_given = args.model or [DEFAULT_MODEL]  # the shipped default when no model is named
-    specs = list(dict.fromkeys(([] if args.no_baselines else ["opencv-sift", "opencv-rootsift"]) + models_given))
-    models = {}
-    for spec in specs:
-        label = model_label(spec)
-        if label in models:
-            raise ValueError(f"--model {spec}: two models share the table name {label!r}")
-        models[label] = load_model(spec)
-    sequences = []
-    for root in args.root:
-        sequences.extend(ImageSequences(root, kind=args.kind))
-    if args.sequence:
-        known = {s.name for s in sequences}
-        missing = [n for n in args.sequence if n not in known]
-        if missing:
-            raise ValueError(f"--sequence {missing[0]}: not found under {', '.join(args.root)}")
-        sequences = [s for s in sequences if s.name in args.sequence]
-    if not sequences:
-        raise ValueError(f"no sequences to evaluate under {', '.join(args.root)}"
-                         + (f" of kind {args.kind}" if args.kind else ""))
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: exists and is not a folder")
-
-    settings = {"roots": args.root, "sequences": [s.name for s in sequences], "models": dict(zip(models, specs)),
-                "detector": args.detector, "max_keypoints": args.max_keypoints, "mr_size": args.mr_size,
-                "matcher": args.matcher, "ratio": args.ratio, "estimator": args.estimator,
-                "threshold": args.threshold}
-    _check_earlier_settings(out / "sequences.json", settings, args.overwrite)  # before any work
-    results = evaluate_sequences(sequences, models, detector=args.detector, max_keypoints=args.max_keypoints or None,
-                                 mr_size=args.mr_size, method=args.matcher, ratio=args.ratio,
-                                 estimator=args.estimator, threshold=args.threshold, device=args.device,
-                                 progress=not args.quiet)
-    payload = {"evaluation": "sequences", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-               "environment": environment_info(args.device), "settings": settings, "summary": summarize(results),
-               "pairs": pair_rows(results)}
-    payload, kept = merge_earlier_results(out / "sequences.json", payload, (), args.overwrite, ("summary", "pairs"))
-    if kept:
-        earlier = json.loads((out / "sequences.json").read_text())["settings"].get("models", {})
-        payload["settings"] = {**settings, "models": {**{k: earlier.get(k) for k in kept}, **settings["models"]}}
-        print(f"kept the earlier results of {', '.join(kept)} in {out / 'sequences.json'} (--overwrite replaces them)")
-    summary = payload["summary"]
-    print(format_summary(summary))
-    with result_set(out) as staged:  # both files, or (after a failure or kill) both as before
-        write_json(staged.path("sequences.json"), payload)
-        plot_mma(summary, staged.path("mma.png"))
-    print(f"wrote {out / 'sequences.json'}, {out / 'mma.png'}")
+    keypoint_options = KeypointOptions(args.detector, args.max_keypoints or None, args.mr_size)
+    match_options = MatchOptions(args.matcher, args.ratio, "homography", args.estimator, args.threshold)
+    run = benchmark_sequences(args.root, args.out, models=args.model, baselines=not args.no_baselines,
+                              kind=args.kind, names=args.sequence, keypoint_options=keypoint_options,
+                              match_options=match_options, device=args.device, overwrite=args.overwrite,
+                              progress=not args.quiet)
+    if run.kept:
+        print(run.kept_note())
+    print(format_summary(run.payload["summary"]))
+    print(run.written_note())
     return 0

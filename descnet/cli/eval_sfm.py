@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-from descnet.features.options import MATCHERS
+from descnet.features.options import DETECTOR_NAMES, MATCHERS, KeypointOptions, MatchOptions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-colmap", action="store_true", help="do not add COLMAP's own SIFT pipeline")
     parser.add_argument("--image-list", metavar="FILE", help="only the images named in FILE (relative to IMAGES)")
     parser.add_argument("--pairs", metavar="PAIRS.txt", help="the pairs to match (default: all pairs)")
-    parser.add_argument("--detector", default="sift", help="OpenCV detector for the keypoints (default: sift)")
+    parser.add_argument("--detector", default="sift",
+                        help=f"OpenCV detector for the keypoints: {', '.join(DETECTOR_NAMES)} (default: sift)")
     parser.add_argument("--max-keypoints", type=int, default=8192, metavar="N",
                         help="strongest N keypoints per image, and COLMAP's SIFT count (default: 8192, COLMAP's)")
     parser.add_argument("--mr-size", type=float, default=None, metavar="X",
@@ -50,33 +51,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from descnet.features.inference import check_device
     from descnet.cli.common import output_dir
     from descnet.cli.reconstruct import sfm_options
     from descnet.colmap import format_table
-    from descnet.eval.sequences import model_label
+    from descnet.eval.sequences import label_models
     from descnet.eval.sfm import compare_sfm
+    from descnet.features.inference import check_device
     from descnet.features.pairs import read_pairs
-
-    check_device(args.device, "--device")
-    if args.max_keypoints < 1:
-        raise ValueError(f"--max-keypoints must be at least 1, got {args.max_keypoints}")
-    ratio = None if args.matcher == "mnn" else args.ratio
     from descnet.models.pretrained import DEFAULT_MODEL
 
-    specs = list(dict.fromkeys((args.model or [DEFAULT_MODEL]) + ([] if args.no_baselines else ["opencv-rootsift"])))
-    models = {}
-    for spec in specs:
-        label = model_label(spec)
-        if label in models:
-            raise ValueError(f"--model {spec}: two models share the table name {label!r}")
-        models[label] = spec
+    check_device(args.device, "--device")
+    keypoint_options = KeypointOptions(args.detector, args.max_keypoints, args.mr_size)
+    match_options = MatchOptions(args.matcher, None if args.matcher == "mnn" else args.ratio, "fundamental")
+    models = label_models(dict.fromkeys((args.model or [DEFAULT_MODEL])
+                                        + ([] if args.no_baselines else ["opencv-rootsift"])))
     out = output_dir(args.out)
     rows = compare_sfm(args.images, models, out, image_list=args.image_list,
                        pairs=read_pairs(args.pairs) if args.pairs else None, colmap_sift=not args.no_colmap,
-                       detector=args.detector, max_keypoints=args.max_keypoints, mr_size=args.mr_size,
-                       method=args.matcher, ratio=ratio, options=sfm_options(args), device=args.device,
-                       progress=not args.quiet)
+                       keypoint_options=keypoint_options, match_options=match_options, options=sfm_options(args),
+                       device=args.device, progress=not args.quiet)
     print(format_table(rows))
     print(f"wrote {out / 'sfm.json'}, {out / 'sfm.md'}")
     return 0

@@ -35,6 +35,7 @@ _LAZY = {
     "generate_verification_pairs": "descnet.eval.hpatches",
     "matching_map": "descnet.eval.hpatches",
     "evaluate_sequences": "descnet.eval.sequences",
+    "benchmark_sequences": "descnet.eval.sequences",
     "compare_sfm": "descnet.eval.sfm",
 }
 

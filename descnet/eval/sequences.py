@@ -21,19 +21,34 @@ Every number is reported over all pairs and split by sequence kind (``illuminati
 ``viewpoint`` for ``v_*``, ``other`` for names without that prefix, e.g. Oxford's ``graf``).
 The OpenCV baselines ``opencv-sift`` and ``opencv-rootsift`` are labelled "SIFT (OpenCV)" and
 "RootSIFT (OpenCV)" (:mod:`descnet.features.description`).
+
+:func:`evaluate_sequences` scores models in memory; :func:`benchmark_sequences` is the whole run of
+``descnet eval sequences`` (sequence folders, the baselines, earlier results kept, ``OUT/sequences.json`` and
+``OUT/mma.png`` written as one unit)::
+
+    run = benchmark_sequences(["data/hpatches-sequences-release"], "results/eval/sequences",
+                              models=["runs/csa"], keypoint_options=KeypointOptions(max_keypoints=1000))
+    print(format_summary(run.payload["summary"]))
 """
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
 
+from descnet.eval.report import BenchmarkRun
+from descnet.features.options import KeypointOptions, MatchOptions
+
 __all__ = ["MMA_THRESHOLDS", "CORRECT_THRESHOLDS", "HOMOGRAPHY_THRESHOLDS", "PairResult", "reprojection_errors",
            "correct_matches", "matching_accuracy", "corner_error", "evaluate_sequences", "summarize",
-           "format_summary", "plot_mma", "model_label", "pair_rows"]
+           "format_summary", "plot_mma", "model_label", "label_models", "pair_rows", "select_sequences",
+           "benchmark_sequences"]
 
 MMA_THRESHOLDS = tuple(range(1, 11))
 CORRECT_THRESHOLDS = (1, 3, 5)
@@ -64,6 +79,17 @@ def model_label(spec: Any) -> str:
     from descnet.models import spec_label
 
     return spec_label(spec)
+
+
+def label_models(specs: Iterable[Any]) -> dict[str, Any]:
+    """``{table label: SPEC}`` for model SPECs (:func:`model_label`); two SPECs with one label are refused."""
+    models: dict[str, Any] = {}
+    for spec in specs:
+        label = model_label(spec)
+        if label in models:
+            raise ValueError(f"model {spec}: two models share the table name {label!r}")
+        models[label] = spec
+    return models
 
 
 def reprojection_errors(points1: np.ndarray, points2: np.ndarray, homography: np.ndarray) -> np.ndarray:
@@ -108,16 +134,17 @@ def _kind(kind: str | None) -> str:
     return kind if kind in ("illumination", "viewpoint") else "other"
 
 
-def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any], detector: str = "sift",
-                       max_keypoints: int | None = 2000, mr_size: float | None = None, method: str = "mnn",
-                       ratio: float | None = None, estimator: str = "magsac", threshold: float | None = None,
-                       device: str = "cpu", progress: bool = False) -> dict[str, list[PairResult]]:
+def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any],
+                       keypoint_options: KeypointOptions = KeypointOptions(),
+                       match_options: MatchOptions = MatchOptions(), device: str = "cpu",
+                       progress: bool = False) -> dict[str, list[PairResult]]:
     """Score every pair (1, k) of every sequence with every model -> ``{label: [PairResult, ...]}``.
 
     ``sequences``: :class:`descnet.data.sequences.Sequence` objects (or anything with ``name``, ``kind``,
     ``targets``, ``image(k, gray=True)`` and ``homographies[k]``). ``models``: ``{label: model}`` where a
     model is an ``nn.Module``, a SPEC, or ``"opencv-sift"`` / ``"opencv-rootsift"``. Keypoints are
-    detected once per image with ``detector`` and shared by all models.
+    detected once per image (``keypoint_options``) and shared by all models; matches and the estimated
+    homography follow ``match_options`` (its geometry must be ``homography``).
     """
     from descnet.features.options import OPENCV_DESCRIPTORS
     from descnet.features.description import describe_images
@@ -125,6 +152,10 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any], dete
     from descnet.features.matching import match, verify
     from descnet.models import resolve_model
 
+    if match_options.geometry != "homography":
+        raise ValueError(f"match_options.geometry must be homography (sequences are scored against ground-truth "
+                         f"homographies), got {match_options.geometry!r}")
+    kp, mo = keypoint_options, match_options
     models = {label: m if not isinstance(m, (str, os.PathLike)) or str(m) in OPENCV_DESCRIPTORS
               else resolve_model(m) for label, m in models.items()}  # resolve each SPEC once
     sequences = list(sequences)
@@ -137,19 +168,19 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any], dete
         bar = tqdm(total=total * len(models), desc="eval sequences", unit="pair")
     for seq in sequences:
         images = {1: seq.image(1, gray=True)}
-        keypoints = {1: detect_keypoints(images[1], detector, max_keypoints)[0]}
+        keypoints = {1: detect_keypoints(images[1], detector=kp.detector, max_keypoints=kp.max_keypoints)[0]}
         for k in seq.targets:
             images[k] = seq.image(k, gray=True)
-            keypoints[k] = detect_keypoints(images[k], detector, max_keypoints)[0]
+            keypoints[k] = detect_keypoints(images[k], detector=kp.detector, max_keypoints=kp.max_keypoints)[0]
         for label, model in models.items():
             feats = dict(zip(images, describe_images(list(images.values()), list(keypoints.values()), model=model,
-                                                     detector=detector, mr_size=mr_size, device=device)))
+                                                     detector=kp.detector, mr_size=kp.mr_size, device=device)))
             for k in seq.targets:
                 f1, fk = feats[1], feats[k]
-                m = match(f1.descriptors, fk.descriptors, method, ratio)
+                m = match(f1.descriptors, fk.descriptors, method=mo.matcher, ratio=mo.ratio)
                 p1, pk = f1.keypoints[m.indices[:, 0], :2], fk.keypoints[m.indices[:, 1], :2]
                 errors = reprojection_errors(p1, pk, seq.homographies[k])
-                v = verify(p1, pk, "homography", estimator, threshold)
+                v = verify(p1, pk, geometry=mo.geometry, estimator=mo.estimator, threshold=mo.threshold)
                 results[label].append(PairResult(
                     sequence=seq.name, kind=_kind(seq.kind), target=int(k), keypoints=(len(f1), len(fk)),
                     matches=len(m.indices), inliers=int(v.inliers.sum()),
@@ -282,3 +313,91 @@ def pair_rows(results: Mapping[str, list[PairResult]]) -> dict[str, list[dict[st
             d["corner_error"] = p.corner_error if np.isfinite(p.corner_error) else None
             rows[label].append(d)
     return rows
+
+
+def select_sequences(roots: Sequence[str | os.PathLike], kind: str | None = None,
+                     names: Sequence[str] | None = None) -> list[Any]:
+    """The sequences of ``roots`` (:class:`descnet.data.sequences.ImageSequences`), of ``kind`` and named in
+    ``names`` when given; a name not found, or nothing left, is an error naming the roots."""
+    from descnet.data.sequences import ImageSequences
+
+    where = ", ".join(str(r) for r in roots)
+    sequences = [seq for root in roots for seq in ImageSequences(root, kind=kind)]
+    if names:
+        known = {s.name for s in sequences}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise ValueError(f"sequence {missing[0]}: not found under {where}" + (f" of kind {kind}" if kind else ""))
+        sequences = [s for s in sequences if s.name in names]
+    if not sequences:
+        raise ValueError(f"no sequences to evaluate under {where}" + (f" of kind {kind}" if kind else ""))
+    return sequences
+
+
+def _check_earlier_settings(path: Path, settings: Mapping[str, Any], overwrite: bool) -> None:
+    """Refuse to add to an earlier ``sequences.json`` made with other settings (models aside)."""
+    try:
+        earlier = json.loads(path.read_text()).get("settings") if path.is_file() and not overwrite else None
+    except (OSError, ValueError, AttributeError):
+        return  # unreadable: merge_earlier_results refuses it
+    if isinstance(earlier, dict):
+        differ = sorted(k for k in {*earlier, *settings} - {"models"} if earlier.get(k) != settings.get(k))
+        if differ:
+            raise ValueError(f"{path}: holds results of other settings ({', '.join(differ)} differ), which cannot "
+                             f"share a table; pass --overwrite to replace them, or use another --out")
+
+
+def benchmark_sequences(roots: Sequence[str | os.PathLike], out: str | os.PathLike, *, models: Sequence[Any] = (),
+                        baselines: bool = True, kind: str | None = None, names: Sequence[str] | None = None,
+                        keypoint_options: KeypointOptions = KeypointOptions(),
+                        match_options: MatchOptions = MatchOptions(), device: str = "cpu", overwrite: bool = False,
+                        progress: bool = False) -> BenchmarkRun:
+    """Evaluate model SPECs on the sequences of ``roots`` and write ``out/sequences.json`` and ``out/mma.png``.
+
+    Args:
+        roots: folders of sequence folders, or sequence folders; ``kind`` and ``names`` select among them
+            (:func:`select_sequences`).
+        out: the result folder; results of other models already there are kept unless ``overwrite`` (earlier
+            results of other settings are refused before any work).
+        models: model SPECs (empty: the shipped default, :data:`descnet.models.pretrained.DEFAULT_MODEL`), each
+            resolved before any work; ``baselines`` puts OpenCV's SIFT and RootSIFT first.
+        keypoint_options, match_options, device, progress: as :func:`evaluate_sequences`.
+
+    Returns:
+        the :class:`~descnet.eval.report.BenchmarkRun` (payload as written, labels kept, files written).
+    """
+    from descnet.eval.report import merge_earlier_results
+    from descnet.features.options import OPENCV_DESCRIPTORS
+    from descnet.io import result_set, write_json
+    from descnet.models import resolve_model
+    from descnet.models.pretrained import DEFAULT_MODEL
+    from descnet.runinfo import environment_info
+
+    specs = list(dict.fromkeys([*(["opencv-sift", "opencv-rootsift"] if baselines else []),
+                                *(models or [DEFAULT_MODEL])]))
+    labelled = label_models(specs)
+    resolved = {label: spec if str(spec) in OPENCV_DESCRIPTORS else resolve_model(spec)
+                for label, spec in labelled.items()}  # fail fast on a bad SPEC
+    sequences = select_sequences(roots, kind, names)
+    out = Path(out)
+    path = out / "sequences.json"
+    kp, mo = keypoint_options, match_options
+    settings = {"roots": [str(r) for r in roots], "sequences": [s.name for s in sequences],
+                "models": {label: str(spec) for label, spec in labelled.items()}, "detector": kp.detector,
+                "max_keypoints": kp.max_keypoints, "mr_size": kp.mr_size, "matcher": mo.matcher, "ratio": mo.ratio,
+                "estimator": mo.estimator, "threshold": mo.threshold}
+    _check_earlier_settings(path, settings, overwrite)  # before any work
+    results = evaluate_sequences(sequences, resolved, keypoint_options=kp, match_options=mo, device=device,
+                                 progress=progress)
+    payload = {"evaluation": "sequences", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+               "environment": environment_info(device), "settings": settings, "summary": summarize(results),
+               "pairs": pair_rows(results)}
+    payload, kept = merge_earlier_results(path, payload, (), overwrite, ("summary", "pairs"))
+    if kept:
+        earlier = json.loads(path.read_text())["settings"].get("models", {})
+        payload["settings"] = {**settings, "models": {**{k: earlier.get(k) for k in kept}, **settings["models"]}}
+    with result_set(out) as staged:  # both files, or (after a failure or kill) both as before
+        write_json(staged.path(path.name), payload)
+        plot_mma(payload["summary"], staged.path("mma.png"))
+        written = sorted(out / p.name for p in staged.dir.iterdir())
+    return BenchmarkRun(payload, path, kept, written)

@@ -29,13 +29,18 @@ from typing import Any, Mapping, Sequence
 
 from ..colmap import SfmOptions, SfmSummary, format_table, import_pycolmap, reconstruct, reconstruct_colmap_sift
 from ..features.files import read_features
+from ..features.options import KeypointOptions, MatchOptions
 from ..io import atomic_path, write_json
 from ..features.pairs import check_pairs, exhaustive_pairs
 from ..features.pipeline import describe_to_file, image_sources, match_to_file
 
-__all__ = ["compare_sfm", "COLMAP_LABEL", "folder_name"]
+__all__ = ["compare_sfm", "COLMAP_LABEL", "folder_name", "SFM_KEYPOINTS", "SFM_MATCHING"]
 
 COLMAP_LABEL = "COLMAP SIFT (pycolmap)"
+#: COLMAP's own SIFT pipeline's choices: up to 8192 keypoints per image; mutual nearest neighbours passing the
+#: ratio test at 0.8, checked with a fundamental matrix
+SFM_KEYPOINTS = KeypointOptions(max_keypoints=8192)
+SFM_MATCHING = MatchOptions(matcher="smnn", ratio=0.8, geometry="fundamental")
 
 
 def folder_name(label: str) -> str:
@@ -45,9 +50,8 @@ def folder_name(label: str) -> str:
 
 def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: str | os.PathLike, *,
                 image_list: str | os.PathLike | None = None, pairs: Sequence[tuple[str, str]] | None = None,
-                colmap_sift: bool = True, detector: str = "sift", max_keypoints: int | None = 8192,
-                mr_size: float | None = None, method: str = "smnn", ratio: float | None = 0.8,
-                geometry: str = "fundamental", options: SfmOptions = SfmOptions(), device: str = "cpu",
+                colmap_sift: bool = True, keypoint_options: KeypointOptions = SFM_KEYPOINTS,
+                match_options: MatchOptions = SFM_MATCHING, options: SfmOptions = SfmOptions(), device: str = "cpu",
                 progress: bool = False) -> dict[str, SfmSummary]:
     """Reconstruct ``image_dir`` with every descriptor of ``{label: model SPEC}`` -> ``{label: SfmSummary}``.
 
@@ -57,8 +61,10 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
         out: the output folder (module docstring).
         pairs: image pairs to match (default: all pairs).
         colmap_sift: add COLMAP's own pipeline as the reference row (:data:`COLMAP_LABEL`).
-        detector, max_keypoints, mr_size: the keypoints, detected once (:func:`descnet.features.pipeline.describe_to_file`).
-        method, ratio, geometry: the matcher (:func:`descnet.features.pipeline.match_to_file`).
+        keypoint_options: the keypoints, detected once (:func:`descnet.features.pipeline.describe_to_file`);
+            ``max_keypoints`` is also COLMAP's SIFT count.
+        match_options: the matcher and the geometric check of the matches files
+            (:func:`descnet.features.pipeline.match_to_file`; COLMAP verifies again when it imports them).
         options: COLMAP settings (:class:`descnet.colmap.SfmOptions`).
 
     Writes ``OUT/sfm.json`` and ``OUT/sfm.md`` after all rows are done.
@@ -75,17 +81,19 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
     images = image_sources([image_dir], image_list)
     names = list(images)
     pairs = check_pairs(exhaustive_pairs(names) if pairs is None else pairs, names, "pairs")
+    kp, mo = keypoint_options, match_options
     rows: dict[str, SfmSummary] = {}
     keypoints = None
     for (label, spec), folder in zip(models.items(), folders):
         where = out / folder
         described = describe_to_file(images, where / "features.h5", model=spec, keypoints=keypoints,
-                                     detector=detector, max_keypoints=max_keypoints, mr_size=mr_size, device=device,
-                                     progress=progress)
+                                     detector=kp.detector, max_keypoints=kp.max_keypoints, mr_size=kp.mr_size,
+                                     device=device, progress=progress)
         if keypoints is None:  # the first descriptor's keypoints are every descriptor's keypoints
             keypoints = {name: f.keypoints for name, f in read_features(where / "features.h5", names).items()}
-        matched = match_to_file(where / "features.h5", pairs, where / "matches.h5", method=method, ratio=ratio,
-                                geometry=geometry, progress=progress)
+        matched = match_to_file(where / "features.h5", pairs, where / "matches.h5", method=mo.matcher, ratio=mo.ratio,
+                                geometry=mo.geometry, estimator=mo.estimator, threshold=mo.threshold,
+                                progress=progress)
         summary = reconstruct(image_dir, where / "features.h5", where / "matches.h5", where / "colmap",
                               pairs=pairs, options=options, label=label, progress=progress)
         # the whole pipeline's time, as the reference row's (extraction + matching + mapping); a resumed run
@@ -96,11 +104,12 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
         rows[label] = replace(summary, seconds=seconds)
     if colmap_sift:
         rows[COLMAP_LABEL] = reconstruct_colmap_sift(image_dir, out / "colmap-sift", names=names,
-                                                     max_features=max_keypoints or 8192, options=options,
+                                                     max_features=kp.max_keypoints or 8192, options=options,
                                                      progress=progress)
     settings = {"images": str(image_dir), "image_names": names, "pairs": len(pairs), "models": dict(models),
-                "detector": detector, "max_keypoints": max_keypoints, "mr_size": mr_size, "matcher": method,
-                "ratio": ratio, "geometry": geometry, "colmap": options.__dict__, "colmap_sift": colmap_sift}
+                "detector": kp.detector, "max_keypoints": kp.max_keypoints, "mr_size": kp.mr_size,
+                "matcher": mo.matcher, "ratio": mo.ratio, "geometry": mo.geometry, "estimator": mo.estimator,
+                "threshold": mo.threshold, "colmap": options.__dict__, "colmap_sift": colmap_sift}
     write_json(out / "sfm.json", {
         "evaluation": "sfm", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "environment": environment_info(device), "settings": settings,
