@@ -63,8 +63,10 @@ def run(args: argparse.Namespace) -> int:
 
     check_device(args.device, "--device")
     output_dir(args.out)  # a file there, or a file on its path: refused before any work
-    keypoint_options = KeypointOptions(args.detector, args.max_keypoints or None, args.mr_size)
-    match_options = MatchOptions(args.matcher, args.ratio, "homography", args.estimator, args.threshold)
+    keypoint_options = KeypointOptions(detector=args.detector, max_keypoints=args.max_keypoints or None,
+                                       mr_size=args.mr_size)
+    match_options = MatchOptions(matcher=args.matcher, ratio=args.ratio, geometry="homography",
+                                 estimator=args.estimator, threshold=args.threshold)
     run = benchmark_sequences(args.root, args.out, models=args.model, baselines=not args.no_baselines,
                               kind=args.kind, names=args.sequence, keypoint_options=keypoint_options,
                               match_options=match_options, device=args.device, overwrite=args.overwrite,

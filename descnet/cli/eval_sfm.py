@@ -61,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
     from descnet.models.pretrained import DEFAULT_MODEL
 
     check_device(args.device, "--device")
-    keypoint_options = KeypointOptions(args.detector, args.max_keypoints, args.mr_size)
-    match_options = MatchOptions(args.matcher, None if args.matcher == "mnn" else args.ratio, "fundamental")
+    keypoint_options = KeypointOptions(detector=args.detector, max_keypoints=args.max_keypoints, mr_size=args.mr_size)
+    match_options = MatchOptions(matcher=args.matcher, ratio=None if args.matcher == "mnn" else args.ratio,
+                                 geometry="fundamental")
     models = label_models(dict.fromkeys((args.model or [DEFAULT_MODEL])
                                         + ([] if args.no_baselines else ["opencv-rootsift"])))
     out = output_dir(args.out)
