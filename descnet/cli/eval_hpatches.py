@@ -73,7 +73,7 @@ def model_signature(spec: str) -> str | None:
 
     import descnet
     from descnet.models import list_models, model_entry
-    from descnet.models.spec import RUN_CHECKPOINTS
+    from descnet.runinfo import run_checkpoint
 
     names = list_models()
     if spec in names:
@@ -85,7 +85,7 @@ def model_signature(spec: str) -> str | None:
         return f"{name}:sha256:{_sha256(weights)}" if Path(weights).is_file() else None
     path = Path(spec)
     if path.is_dir():
-        path = next((path / n for n in RUN_CHECKPOINTS if (path / n).is_file()), path)
+        path = run_checkpoint(path) or path
     return f"checkpoint:sha256:{_sha256(path)}" if path.is_file() else None
 
 

@@ -52,11 +52,12 @@ def _launch(args: argparse.Namespace) -> int:
 
 
 def _run_dir(args: argparse.Namespace) -> Path:
-    from descnet.training.checkpoint import LAST, find_checkpoint
+    from descnet.runinfo import LAST_CHECKPOINT
+    from descnet.training.checkpoint import find_checkpoint
 
     if args.resume:
         source = find_checkpoint(args.resume).parent
-        if args.out and Path(args.out).resolve() != source.resolve() and (Path(args.out) / LAST).exists():
+        if args.out and Path(args.out).resolve() != source.resolve() and (Path(args.out) / LAST_CHECKPOINT).exists():
             raise ValueError(f"--out {args.out}: already holds a run; resume into {source} or an empty folder")
         return Path(args.out) if args.out else source
     if args.out:

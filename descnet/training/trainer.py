@@ -14,7 +14,7 @@ Exactness: every random draw is a function of ``(seed, epoch, step)`` -- the sam
 augmentation codes and torch's generator (dropout), reseeded before each step -- so resuming from any
 checkpoint repeats the uninterrupted run bit for bit on the CPU.
 
-A run directory holds ``config.yaml`` (the config as run), ``environment.json`` (machine, versions, code
+A run directory (the names are :mod:`descnet.runinfo`'s; ``docs/file-layouts.md``) holds ``config.yaml`` (the config as run), ``environment.json`` (machine, versions, code
 version, one entry per start or resume), ``metrics.jsonl`` (a ``step`` row every ``runtime.log_every``
 steps, an ``epoch`` row with the validation figures after every epoch), ``last.pt`` and ``best.pt``.
 """
@@ -41,16 +41,16 @@ from descnet.models import create_model, model_entry
 from descnet.precision import resolve_amp
 from descnet.sampling import BatchAssembler, PairSampler
 
-from .checkpoint import (BEST, FORMAT_VERSION, LAST, find_checkpoint, is_better, load_checkpoint, non_finite_tensors,
+from descnet.runinfo import BEST_CHECKPOINT as BEST, LAST_CHECKPOINT as LAST, RUN_CONFIG, RUN_ENVIRONMENT, RUN_METRICS
+
+from .checkpoint import (FORMAT_VERSION, find_checkpoint, is_better, load_checkpoint, non_finite_tensors,
                          save_checkpoint)
 from .config import RESUMABLE_PREFIXES, changed_keys, check_config, dump_config
 from .data import PairSet, PatchPoints, load_pair_set, load_training_data
 from .distributed import (DistInfo, all_gather_with_grad, barrier, dist_info_from_env, init_distributed,
                           select_device)
 
-__all__ = ["Trainer", "NonFiniteLossError", "evaluate_pairs", "METRICS_FILE"]
-
-METRICS_FILE = "metrics.jsonl"
+__all__ = ["Trainer", "NonFiniteLossError", "evaluate_pairs"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -291,9 +291,9 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.run_dir.glob(".*.tmp"):  # temporary files of a killed run (the run dir is this run's)
             stale.unlink(missing_ok=True)
-        with atomic_path(self.run_dir / "config.yaml") as tmp:
+        with atomic_path(self.run_dir / RUN_CONFIG) as tmp:
             tmp.write_text(dump_config(self.config))
-        env_path = self.run_dir / "environment.json"
+        env_path = self.run_dir / RUN_ENVIRONMENT
         sessions = []
         if resumed and env_path.is_file():
             try:
@@ -305,7 +305,7 @@ class Trainer:
                          "precision": self.precision.as_dict(),
                          "environment": environment_info(str(self.device))})
         write_json(env_path, {"sessions": sessions})
-        metrics = self.run_dir / METRICS_FILE
+        metrics = self.run_dir / RUN_METRICS
         if resumed and metrics.is_file():  # drop rows the interrupted run wrote after this checkpoint
             rows = [line for line in metrics.read_text().splitlines()
                     if line.strip() and json.loads(line).get("step", 0) <= self.step]
@@ -370,7 +370,7 @@ class Trainer:
 
     def _write_metrics(self, row: Mapping[str, Any]) -> None:
         if self.dist.is_main:
-            with open(self.run_dir / METRICS_FILE, "a") as f:
+            with open(self.run_dir / RUN_METRICS, "a") as f:
                 f.write(json.dumps(row) + "\n")
 
     # -------------------------------------------------------------------------------------- training
