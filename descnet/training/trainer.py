@@ -14,9 +14,10 @@ Exactness: every random draw is a function of ``(seed, epoch, step)`` -- the sam
 augmentation codes and torch's generator (dropout), reseeded before each step -- so resuming from any
 checkpoint repeats the uninterrupted run bit for bit on the CPU.
 
-A run directory (the names are :mod:`descnet.runinfo`'s; ``docs/file-layouts.md``) holds ``config.yaml`` (the config as run), ``environment.json`` (machine, versions, code
+A run directory holds ``config.yaml`` (the config as run), ``environment.json`` (machine, versions, code
 version, one entry per start or resume), ``metrics.jsonl`` (a ``step`` row every ``runtime.log_every``
-steps, an ``epoch`` row with the validation figures after every epoch), ``last.pt`` and ``best.pt``.
+steps, an ``epoch`` row with the validation figures after every epoch), ``last.pt`` and ``best.pt`` (the
+names are :mod:`descnet.runinfo`'s; ``docs/file-layouts.md``).
 """
 from __future__ import annotations
 
