@@ -1,6 +1,20 @@
-"""What ran where: machine, library versions and code version, recorded in every result file."""
+"""What ran where: machine, library versions and code version, recorded in every result file; and the
+names of a training run directory (``descnet train --out RUN``), owned here so the trainer, the checkpoint
+reader, the model SPEC resolver and the tools spell them once (``docs/file-layouts.md``).
+
+A run directory holds::
+
+    RUN/config.yaml        RUN_CONFIG       the config as run (descnet.training.config.dump_config)
+    RUN/environment.json   RUN_ENVIRONMENT  {"sessions": [...]}: one entry per start or resume (argv, precision,
+                                            environment_info())
+    RUN/metrics.jsonl      RUN_METRICS      one JSON row per line: kind "step" (loss, lr, pairs/s) and kind
+                                            "epoch" (the validation figures)
+    RUN/last.pt            LAST_CHECKPOINT  the latest checkpoint (descnet.training.checkpoint)
+    RUN/best.pt            BEST_CHECKPOINT  the checkpoint with the best validation figure so far
+"""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -9,7 +23,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["environment_info", "code_version"]
+__all__ = ["environment_info", "code_version", "RUN_CONFIG", "RUN_ENVIRONMENT", "RUN_METRICS", "LAST_CHECKPOINT",
+           "BEST_CHECKPOINT", "RUN_CHECKPOINTS", "run_checkpoint", "read_metrics"]
+
+RUN_CONFIG = "config.yaml"
+RUN_ENVIRONMENT = "environment.json"
+RUN_METRICS = "metrics.jsonl"
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
+#: the checkpoints a model SPEC naming a run directory may use, in order of preference
+RUN_CHECKPOINTS = (BEST_CHECKPOINT, LAST_CHECKPOINT)
 
 _PACKAGES = ("descnet", "torch", "kornia", "numpy", "opencv-python-headless", "opencv-python", "h5py", "onnxruntime",
              "pycolmap")
@@ -26,6 +49,21 @@ def code_version(path: str | os.PathLike | None = None) -> dict[str, Any]:
         return {"commit": commit, "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
+
+
+def run_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint a run directory stands for as a model: ``best.pt``, else ``last.pt``; ``None`` when it
+    holds neither."""
+    run_dir = Path(run_dir)
+    return next((run_dir / name for name in RUN_CHECKPOINTS if (run_dir / name).is_file()), None)
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a run directory's ``metrics.jsonl`` (``[]`` when it has none yet)."""
+    path = Path(run_dir) / RUN_METRICS
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _cpu_name() -> str:

@@ -9,7 +9,7 @@ import pytest
 from descnet.cli.main import main
 from descnet.data.hpatches import (GENERATED_FILE, read_generated_tasks, read_retrieval_task, read_splits,
                                    write_custom_tasks)
-from descnet.data.patchify import PatchifyOptions, write_patch_dataset
+from descnet.data.patchify import PatchDatasetOptions, PatchifyOptions, write_patch_dataset
 from descnet.data.synth import SynthOptions, write_synthetic_sequences
 from tests.conftest import shared_file
 
@@ -102,11 +102,11 @@ def test_splits_json_has_the_structure_of_the_official_file(shared_data, tmp_pat
 def test_test_sequence_options_are_checked_before_any_work(tmp_path):
     seqs = tmp_path / "seqs"
     write_synthetic_sequences(seqs, count=2, seed=1, options=SynthOptions(size=(96, 80)))
-    for kwargs, message in (({"test_sequences": ["v_nope"]}, "v_nope"),
+    for kwargs, message in (({"test_sequences": ("v_nope",)}, "v_nope"),
                             ({"test_fraction": 1.0}, "between 0 and 1"),
-                            ({"test_sequences": ["v_synth000"], "test_fraction": 0.5}, "not both")):
+                            ({"test_sequences": ("v_synth000",), "test_fraction": 0.5}, "not both")):
         with pytest.raises(ValueError, match=message):
-            write_patch_dataset(seqs, tmp_path / "out", PatchifyOptions(max_points=5), **kwargs)
+            write_patch_dataset(seqs, tmp_path / "out", PatchDatasetOptions(PatchifyOptions(max_points=5), **kwargs))
         assert not (tmp_path / "out").exists()
 
 
@@ -133,8 +133,8 @@ def test_data_patches_writes_the_tasks(patch_set):
 
 
 def test_test_fraction_draws_sequences_with_the_seed(patch_set, tmp_path):
-    summary = write_patch_dataset(patch_set / "seqs", tmp_path / "p", PatchifyOptions(max_points=4),
-                                  seed=9, test_fraction=0.5)
+    summary = write_patch_dataset(patch_set / "seqs", tmp_path / "p",
+                                  PatchDatasetOptions(PatchifyOptions(max_points=4), seed=9, test_fraction=0.5))
     custom = read_splits(tmp_path / "p" / "tasks")["custom"]
     assert len(custom.test) == 2 and sorted(custom.test + custom.train) == sorted(summary["rows"])
     assert summary["tasks"]["seed"] == 9 and summary["tasks"]["splits"]["custom"]["queries"] == 8

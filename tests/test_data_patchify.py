@@ -9,9 +9,10 @@ import pytest
 
 from descnet.cli.main import main
 from descnet.data.hpatches import TYPES, HPatches, png_size
-from descnet.data.patchify import (JITTER_LEVELS, Jitter, PatchifyOptions, Pyramid, circle_overlap,
-                                   dominant_orientations, frames_inside, merge_overlapping, reference_frames,
-                                   sequence_patches, target_frames, write_patch_dataset)
+from descnet.data.patchify import (JITTER_LEVELS, BrownOptions, Jitter, PatchDatasetOptions, PatchifyOptions,
+                                   Pyramid, circle_overlap, dominant_orientations, frames_inside, merge_overlapping,
+                                   parse_jitter, reference_frames, sequence_patches, target_frames,
+                                   write_patch_dataset)
 from descnet.data.sequences import ImageSequences, load_sequence, write_sequence
 from descnet.data.synth import SynthOptions, synthetic_sequence, write_synthetic_sequences
 from tests.conftest import shared_file
@@ -197,12 +198,38 @@ def test_hessian_and_harris_detectors(synth_root):
         assert np.median(ncc_rows(patches["ref"], patches["e2"])) > 0.6
 
 
+def test_patch_dataset_options_are_checked_when_made():
+    assert parse_jitter("10,0.1,0.2,0.3") == Jitter(10, 0.1, 0.2, 0.3)
+    assert parse_jitter("translation=0.3", JITTER_LEVELS["h"]) == Jitter(20.0, 0.32, 0.32, 0.3)
+    assert parse_jitter(" None ") == Jitter()
+    for text in ("10,0.1", "spin=3", "1,2,3,x"):
+        with pytest.raises(ValueError, match="--jitter-easy must be 4 numbers ROTATION,SCALE,ANISOTROPY,TRANSLATION"):
+            parse_jitter(text, name="--jitter-easy")
+    for kwargs, message in (({"name": "a/b"}, "--brown NAME must be a plain folder name"),
+                            ({"name": "hpatches-release"}, "--brown NAME must be a plain folder name"),
+                            ({"name": "b", "pairs": 1}, "--brown-pairs must be at least 2"),
+                            ({"name": "b", "per_point": 1}, "--brown-per-point must be at least 2")):
+        with pytest.raises(ValueError, match=message):
+            BrownOptions(**kwargs)
+    with pytest.raises(ValueError, match="not both"):
+        PatchDatasetOptions(test_sequences=("a",), test_fraction=0.5)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        PatchDatasetOptions(test_fraction=0.0)
+
+
+def test_brown_types_must_be_jitter_levels(tmp_path):
+    options = PatchDatasetOptions(brown=BrownOptions("b", types=("ref", "x")))
+    with pytest.raises(ValueError, match=r"--brown-types must name 'ref' and/or jitter levels \(e, h, t\), got ref, x"):
+        write_patch_dataset(tmp_path / "nowhere", tmp_path / "out", options)
+    assert not (tmp_path / "out").exists()
+
+
 # ------------------------------------------------------------------------------------------ on disk
 
 def test_hpatches_release_layout_and_brown(synth_root, tmp_path):
     out = tmp_path / "patches"
-    summary = write_patch_dataset(synth_root, out, PatchifyOptions(max_points=40), brown="synthetic",
-                                  brown_pairs=200)
+    options = PatchDatasetOptions(PatchifyOptions(max_points=40), brown=BrownOptions("synthetic", pairs=200))
+    summary = write_patch_dataset(synth_root, out, options)
     folders = sorted(p.name for p in (out / "hpatches-release").iterdir())
     assert folders == ["i_synth001", "v_synth000"]
     for name in folders:
@@ -298,7 +325,7 @@ def test_oxford_layout_is_written_with_a_v_prefix_and_needs_six_images(tmp_path)
         cv2.imwrite(str(folder / f"img{k}.png"), image[..., ::-1])
     for k, hk in homs.items():
         write_homography(folder / f"H1to{k}p", hk)
-    summary = write_patch_dataset(tmp_path / "seqs", tmp_path / "out", PatchifyOptions(max_points=10))
+    summary = write_patch_dataset(tmp_path / "seqs", tmp_path / "out", PatchDatasetOptions(PatchifyOptions(max_points=10)))
     assert summary["renamed"] == {"graflike": "v_graflike"}
     assert HPatches(tmp_path / "out" / "hpatches-release").check() == {"v_graflike": summary["rows"]["v_graflike"]}
     for k in (5, 6):

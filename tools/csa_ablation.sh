@@ -43,7 +43,7 @@ for run in sorted(out.glob(f"*-{train}")):
         results[report["subset"]] = 100 * next(iter(model["pairs"].values()))["fpr95"]
     if not results:
         continue
-    ckpt = load_checkpoint(run / "last.pt")
+    ckpt = load_checkpoint(run)  # its last.pt
     params = sum(v.numel() for k, v in ckpt["state_dict"].items() if not k.endswith(("running_mean", "running_var",
                                                                                     "num_batches_tracked")))
     rows.append({"run": run.name[: -len(train) - 1], "model": ckpt["model"]["name"],

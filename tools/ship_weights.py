@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from descnet.io import atomic_path, read_json  # noqa: E402
 from descnet.models.pretrained import DEFAULT_MODEL  # noqa: E402
+from descnet.runinfo import RUN_ENVIRONMENT, read_metrics  # noqa: E402
 
 WEIGHTS = REPO / "descnet" / "weights"
 PROBE_DIMS = 8
@@ -37,8 +38,8 @@ def probe_patches():
 
 
 def _training(run: Path) -> dict:
-    env = read_json(run / "environment.json")
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    env = read_json(run / RUN_ENVIRONMENT)
+    rows = read_metrics(run)
     steps = [r for r in rows if r.get("kind") == "step"]
     epochs = [r for r in rows if r.get("kind") == "epoch"]
     first = env["sessions"][0]
@@ -58,7 +59,7 @@ def pack(run: Path, name: str) -> Path:
 
     out = WEIGHTS / f"{name}.pt"
     info = {"name": name, "training": _training(run)}
-    export_weights(run / "last.pt", out, half=True, info=info)
+    export_weights(run, out, half=True, info=info)  # its last.pt
     model = resolve_model(name)  # the shipped file through the normal resolver
     with torch.inference_mode():
         probe = model(probe_patches())[:, :PROBE_DIMS]

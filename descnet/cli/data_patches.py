@@ -28,9 +28,6 @@ from __future__ import annotations
 
 import argparse
 
-JITTER_FIELDS = ("rotation", "scale", "anisotropy", "translation")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequences", required=True, metavar="DIR",
                         help="a folder of sequence folders (HPatches or Oxford layout) or one sequence folder")
@@ -74,61 +71,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def parse_jitter(text: str, base, option: str):
-    """``'10,0.15,0.15,0.1'``, ``'translation=0.3'`` (overrides ``base``) or ``'none'`` -> Jitter."""
-    import dataclasses
-
-    from descnet.data.patchify import Jitter
-
-    text = text.strip()
-    if text.lower() == "none":
-        return Jitter()
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    try:
-        if all("=" not in p for p in parts):
-            if len(parts) != 4:
-                raise ValueError
-            return Jitter(*(float(p) for p in parts))
-        values = {}
-        for part in parts:
-            key, _, value = part.partition("=")
-            if key.strip() not in JITTER_FIELDS:
-                raise ValueError
-            values[key.strip()] = float(value)
-        return dataclasses.replace(base, **values)
-    except ValueError as err:
-        detail = f" ({err})" if str(err) else ""
-        raise ValueError(f"{option} must be 4 numbers ROTATION,SCALE,ANISOTROPY,TRANSLATION, key=value pairs "
-                         f"({', '.join(JITTER_FIELDS)}) or 'none'; got {text!r}{detail}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     import time
 
     from descnet.cli.common import output_dir
-    from descnet.data.patchify import JITTER_LEVELS, PatchifyOptions, write_patch_dataset
+    from descnet.data.patchify import (JITTER_LEVELS, BrownOptions, PatchDatasetOptions, PatchifyOptions,
+                                       parse_jitter, write_patch_dataset)
 
     output_dir(args.out)  # a file there, or a file on its path: refused before any work
-    jitter = dict(JITTER_LEVELS)
-    for level, option in (("e", "jitter_easy"), ("h", "jitter_hard"), ("t", "jitter_tough")):
-        text = getattr(args, option)
-        if text is not None:
-            jitter[level] = parse_jitter(text, jitter[level], "--" + option.replace("_", "-"))
+    jitter = {level: parse_jitter(text, JITTER_LEVELS[level], f"--jitter-{word}") if text is not None
+              else JITTER_LEVELS[level]
+              for level, word, text in (("e", "easy", args.jitter_easy), ("h", "hard", args.jitter_hard),
+                                        ("t", "tough", args.jitter_tough))}
     if args.max_points < 0:
         raise ValueError(f"--max-points must be >= 0 (0 = all), got {args.max_points}")
     if args.mr_size is not None and args.mr_size <= 0:
         raise ValueError(f"--mr-size must be positive, got {args.mr_size}")
-    magnification = 2.0 * args.mr_size if args.mr_size is not None else (args.magnification or 5.0)
-    options = PatchifyOptions(
-        detectors=tuple(d.strip() for d in args.detectors.split(",") if d.strip()),
-        max_points=args.max_points or None, magnification=magnification, min_sigma=args.min_sigma,
-        max_overlap=args.max_overlap, image_scale=args.image_scale, upright=args.upright, jitter=jitter)
+    brown = BrownOptions(args.brown, _names(args.brown_types), args.brown_per_point,
+                         args.brown_pairs) if args.brown is not None else None
+    options = PatchDatasetOptions(
+        PatchifyOptions(detectors=_names(args.detectors), max_points=args.max_points or None,
+                        magnification=2.0 * args.mr_size if args.mr_size is not None else (args.magnification or 5.0),
+                        min_sigma=args.min_sigma, max_overlap=args.max_overlap, image_scale=args.image_scale,
+                        upright=args.upright, jitter=jitter),
+        seed=args.seed, brown=brown, test_fraction=args.test_fraction,
+        test_sequences=tuple(args.test_sequences) if args.test_sequences is not None else None)
     start = time.perf_counter()
-    summary = write_patch_dataset(
-        args.sequences, args.out, options, seed=args.seed, brown=args.brown,
-        brown_types=tuple(t.strip() for t in args.brown_types.split(",") if t.strip()),
-        brown_per_point=args.brown_per_point, brown_pairs=args.brown_pairs, overwrite=args.overwrite,
-        progress=not args.quiet, test_sequences=args.test_sequences, test_fraction=args.test_fraction)
+    summary = write_patch_dataset(args.sequences, args.out, options, overwrite=args.overwrite,
+                                  progress=not args.quiet)
     rows = summary["rows"]
     print(f"wrote {sum(rows.values())} patch rows from {len(rows)} sequences to {args.out}/hpatches-release "
           f"in {time.perf_counter() - start:.1f} s")
@@ -144,3 +114,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote Brown layout {args.out}/{b['name']}: {b['patches']} patches of {b['points']} points, "
               f"{b['pairs']} pairs")
     return 0
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """``'dog, hessian'`` -> ``('dog', 'hessian')``."""
+    return tuple(t.strip() for t in text.split(",") if t.strip())

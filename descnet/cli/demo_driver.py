@@ -30,6 +30,8 @@ from typing import Any, Callable
 
 import yaml
 
+from descnet.runinfo import LAST_CHECKPOINT, RUN_CONFIG, read_metrics
+
 __all__ = ["DemoOptions", "DemoStepFailed", "run_demo"]
 
 MODELS = ("hardnet", "hardnet-csa")
@@ -163,10 +165,10 @@ def run_demo(opts: DemoOptions) -> Path:
         config_path.write_text(yaml.safe_dump(_train_config(opts, model, train_patches, test_patches),
                                               sort_keys=False))
         run_dir = runs / model
-        if (run_dir / "last.pt").exists() and not _training_finished(run_dir):
+        if (run_dir / LAST_CHECKPOINT).exists() and not _training_finished(run_dir):
             step(f"train {model}", run_dir / ".finished", [["train", "--resume", str(run_dir)]])
         else:
-            step(f"train {model}", run_dir / "last.pt",
+            step(f"train {model}", run_dir / LAST_CHECKPOINT,
                  [["train", str(config_path), "--out", str(run_dir)]])
     specs = [str(runs / m) for m in MODELS]
 
@@ -209,12 +211,11 @@ def run_demo(opts: DemoOptions) -> Path:
 
 def _training_finished(run_dir: Path) -> bool:
     """A run is finished when its metrics file has the final epoch row."""
-    metrics = run_dir / "metrics.jsonl"
-    config = run_dir / "config.yaml"
-    if not metrics.is_file() or not config.is_file():
+    config = run_dir / RUN_CONFIG
+    rows = read_metrics(run_dir)
+    if not rows or not config.is_file():
         return False
     epochs = yaml.safe_load(config.read_text())["epochs"]
-    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
     return any(r.get("kind") == "epoch" and r.get("epoch") == epochs for r in rows)
 
 

@@ -3,6 +3,7 @@
 This is the entry point of ``descnet train`` and of multi-process runs::
 
     descnet train configs/hardnet+.yaml --set data.root=data/brown --out runs/hardnet+-liberty
+    descnet train hardnet+ --set data.root=data/brown        # a config shipped in the package, by name
     descnet train --resume runs/hardnet+-liberty             # continue exactly where it stopped
     descnet train configs/hardnet+.yaml --nproc 4            # 4 processes (GPUs) on this machine
     torchrun --nproc_per_node=4 -m descnet.cli.train configs/hardnet+.yaml   # the same, by hand
@@ -24,7 +25,8 @@ __all__ = ["add_arguments", "run", "main"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", nargs="?", help="YAML config (see configs/); optional with --resume")
+    parser.add_argument("config", nargs="?", help="YAML config file, or the name of one shipped in the package (configs/: hardnet+, "
+                             "hardnet-csa+, ...); optional with --resume")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value (repeatable), e.g. --set optimizer.lr=1 --set data.root=DIR")
     parser.add_argument("--resume", metavar="RUN_DIR|CKPT",
@@ -52,11 +54,12 @@ def _launch(args: argparse.Namespace) -> int:
 
 
 def _run_dir(args: argparse.Namespace) -> Path:
-    from descnet.training.checkpoint import LAST, find_checkpoint
+    from descnet.runinfo import LAST_CHECKPOINT
+    from descnet.training.checkpoint import find_checkpoint
 
     if args.resume:
         source = find_checkpoint(args.resume).parent
-        if args.out and Path(args.out).resolve() != source.resolve() and (Path(args.out) / LAST).exists():
+        if args.out and Path(args.out).resolve() != source.resolve() and (Path(args.out) / LAST_CHECKPOINT).exists():
             raise ValueError(f"--out {args.out}: already holds a run; resume into {source} or an empty folder")
         return Path(args.out) if args.out else source
     if args.out:

@@ -19,7 +19,8 @@ _LAZY = {
     "HPatches": "descnet.data.hpatches",
     **dict.fromkeys(("ImageSequences", "Sequence", "load_sequence", "read_homography"), "descnet.data.sequences"),
     **dict.fromkeys(("SynthOptions", "synthetic_sequence", "write_synthetic_sequences"), "descnet.data.synth"),
-    **dict.fromkeys(("PatchifyOptions", "Jitter", "sequence_patches", "write_patch_dataset"), "descnet.data.patchify"),
+    **dict.fromkeys(("PatchifyOptions", "PatchDatasetOptions", "BrownOptions", "Jitter", "sequence_patches",
+                     "write_patch_dataset"), "descnet.data.patchify"),
 }
 
 __all__ = sorted(_LAZY)

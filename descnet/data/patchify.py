@@ -31,7 +31,7 @@ Output of :func:`write_patch_dataset` (``descnet data patches``)::
     OUT/patchify.json                              all parameters, jitter levels, rows per sequence
     OUT/hpatches-release/<sequence>/<type>.png     ref, e1..e5, h1..h5, t1..t5 (hpatches-release format,
                                                    written by :func:`descnet.data.hpatches.write_patch_stack`)
-    OUT/<NAME>/                                    with ``brown=NAME``: the Brown (UBC Phototour) layout,
+    OUT/<NAME>/                                    with ``options.brown``: the Brown (UBC Phototour) layout,
                                                    written by :func:`descnet.data.phototour.write_phototour`
     OUT/tasks/                                     HPatches task files for this set (splits ``full`` and,
                                                    with test sequences, ``custom``; retrieval CSVs,
@@ -52,7 +52,8 @@ import numpy as np
 
 from descnet.data.sequences import ImageSequences, Sequence
 
-__all__ = ["Jitter", "JITTER_LEVELS", "PatchifyOptions", "Pyramid", "DETECTORS", "detect_regions",
+__all__ = ["Jitter", "JITTER_LEVELS", "parse_jitter", "PatchifyOptions", "BrownOptions", "PatchDatasetOptions",
+           "Pyramid", "DETECTORS", "detect_regions",
            "merge_overlapping", "circle_overlap", "dominant_orientations", "reference_frames",
            "frames_inside", "target_frames", "extract_patches", "image_types", "sequence_patches",
            "brown_patches", "balanced_pairs", "write_patch_dataset", "MARKER"]
@@ -103,6 +104,32 @@ class Jitter:
         out[:, :2, :2] = linear
         out[:, :2, 2] = shift
         return out
+
+
+def parse_jitter(text: str, base: Jitter | None = None, name: str = "jitter") -> Jitter:
+    """``'10,0.15,0.15,0.1'`` (rotation, scale, anisotropy, translation), ``'translation=0.3'`` (overrides
+    ``base``) or ``'none'`` -> :class:`Jitter`; errors start with ``name`` (e.g. ``--jitter-easy``)."""
+    fields = [f.name for f in dataclasses.fields(Jitter)]
+    text = text.strip()
+    if text.lower() == "none":
+        return Jitter()
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        if all("=" not in p for p in parts):
+            if len(parts) != 4:
+                raise ValueError
+            return Jitter(*(float(p) for p in parts))
+        values = {}
+        for part in parts:
+            key, _, value = part.partition("=")
+            if key.strip() not in fields:
+                raise ValueError
+            values[key.strip()] = float(value)
+        return dataclasses.replace(base or Jitter(), **values)
+    except ValueError as err:
+        detail = f" ({err})" if str(err) else ""
+        raise ValueError(f"{name} must be 4 numbers ROTATION,SCALE,ANISOTROPY,TRANSLATION, key=value pairs "
+                         f"({', '.join(fields)}) or 'none'; got {text!r}{detail}") from None
 
 
 def _rotations(angle: np.ndarray) -> np.ndarray:
@@ -166,6 +193,59 @@ class PatchifyOptions:
         out = dataclasses.asdict(self)
         out["jitter"] = {k: dataclasses.asdict(v) for k, v in self.jitter.items()}
         return out
+
+
+@dataclass(frozen=True)
+class BrownOptions:
+    """The Brown (UBC Phototour) copy of a patch set, ``OUT/<name>/`` (:func:`write_patch_dataset`).
+
+    Attributes:
+        name: folder name under ``OUT`` (a plain name, not ``hpatches-release``).
+        types: patch types a scene point draws from: ``'ref'`` and jitter level letters.
+        per_point: patches per scene point (at least 2: a point needs a matching pair).
+        pairs: test pairs in ``m50_<pairs>_<pairs>_0.txt``, half of them matching.
+    """
+
+    name: str
+    types: tuple[str, ...] = ("ref", "e", "h")
+    per_point: int = 4
+    pairs: int = 100_000
+
+    def __post_init__(self) -> None:
+        name = self.name
+        if not name or "/" in name or "\\" in name or name.startswith(".") or name == "hpatches-release":
+            raise ValueError(f"--brown NAME must be a plain folder name such as 'synthetic', got {name!r}")
+        if self.pairs < 2:
+            raise ValueError(f"--brown-pairs must be at least 2, got {self.pairs}")
+        if self.per_point < 2:
+            raise ValueError(f"--brown-per-point must be at least 2 (a point needs a matching pair), "
+                             f"got {self.per_point}")
+
+
+@dataclass(frozen=True)
+class PatchDatasetOptions:
+    """What :func:`write_patch_dataset` builds besides the patches of each sequence.
+
+    Attributes:
+        patchify: the patch builder's parameters (:class:`PatchifyOptions`).
+        seed: seed of the jitter, the Brown pairs, the drawn test sequences and the retrieval files.
+        brown: also write the Brown layout (``None``: not).
+        test_sequences: test sequences of the split ``custom`` in ``OUT/tasks`` (names as in the input or as
+            written; train = the others).
+        test_fraction: or draw this fraction of the sequences (with ``seed``) as the test sequences.
+    """
+
+    patchify: PatchifyOptions = field(default_factory=PatchifyOptions)
+    seed: int = 0
+    brown: BrownOptions | None = None
+    test_sequences: tuple[str, ...] | None = None
+    test_fraction: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.test_sequences is not None and self.test_fraction is not None:
+            raise ValueError("give test sequences or a test fraction, not both")
+        if self.test_fraction is not None and not 0 < self.test_fraction < 1:
+            raise ValueError(f"--test-fraction must be between 0 and 1 (exclusive), got {self.test_fraction}")
 
 
 def image_types(num_images: int, levels: Seq[str]) -> list[str]:
@@ -629,17 +709,14 @@ def _earlier_output(out: Path) -> list[str]:
 
 
 def write_patch_dataset(sequences: str | os.PathLike | ImageSequences, out: str | os.PathLike,
-                        options: PatchifyOptions | None = None, seed: int = 0, brown: str | None = None,
-                        brown_types: Seq[str] = ("ref", "e", "h"), brown_per_point: int = 4,
-                        brown_pairs: int = 100_000, overwrite: bool = False, progress: bool = False,
-                        test_sequences: Seq[str] | None = None, test_fraction: float | None = None) -> dict:
+                        options: PatchDatasetOptions | None = None, overwrite: bool = False,
+                        progress: bool = False) -> dict:
     """Build the patch set of every sequence and write it (layout in the module docstring).
 
     The output is built in a temporary folder next to ``out`` and moved into place at the end; an existing
     non-empty ``out`` is replaced only when it holds an earlier ``patchify.json`` and ``overwrite`` is set.
-    ``OUT/tasks`` gets the split ``custom`` (test = ``test_sequences``, names as in the input or as written,
-    or a ``test_fraction`` of the sequences drawn with ``seed``; train = the others) when either is given,
-    and always ``full``; the retrieval files are drawn with ``seed`` (see
+    ``OUT/tasks`` gets the split ``custom`` (``options.test_sequences`` or ``options.test_fraction``) when
+    either is given, and always ``full``; the retrieval files are drawn with ``options.seed`` (see
     :func:`descnet.data.hpatches.write_custom_tasks`).
     Sequences named without ``i_``/``v_`` (Oxford, EF) are written as ``v_<name>``; sequences where no
     region survives are skipped (listed in ``patchify.json``).
@@ -651,24 +728,17 @@ def write_patch_dataset(sequences: str | os.PathLike | ImageSequences, out: str 
     from descnet.data.synth import check_output_folder
     from descnet.io import result_set, write_json
 
-    options = options or PatchifyOptions()
+    dataset = options or PatchDatasetOptions()
+    options, seed, brown = dataset.patchify, dataset.seed, dataset.brown
     if options.patch_size != PATCH_SIZE:
         raise ValueError(f"the hpatches-release layout has {PATCH_SIZE}x{PATCH_SIZE} patches, "
                          f"got patch_size={options.patch_size}")
-    if brown is not None and (not brown or "/" in brown or "\\" in brown or brown.startswith(".")
-                              or brown == "hpatches-release"):
-        raise ValueError(f"--brown NAME must be a plain folder name such as 'synthetic', got {brown!r}")
     if brown is not None:
-        if brown_pairs < 2:
-            raise ValueError(f"--brown-pairs must be at least 2, got {brown_pairs}")
         levels = list(options.jitter)
-        bad = [t for t in brown_types if t != "ref" and t not in levels]
-        if bad or not brown_types:
+        bad = [t for t in brown.types if t != "ref" and t not in levels]
+        if bad or not brown.types:
             raise ValueError(f"--brown-types must name 'ref' and/or jitter levels ({', '.join(levels)}), "
-                             f"got {', '.join(brown_types) or 'nothing'}")
-        if brown_per_point < 2:
-            raise ValueError(f"--brown-per-point must be at least 2 (a point needs a matching pair), "
-                             f"got {brown_per_point}")
+                             f"got {', '.join(brown.types) or 'nothing'}")
     if tuple(options.jitter) != ("e", "h", "t"):
         raise ValueError(f"the hpatches-release layout has the jitter levels e, h, t; got "
                          f"{', '.join(options.jitter) or 'none'}")
@@ -680,7 +750,7 @@ def write_patch_dataset(sequences: str | os.PathLike | ImageSequences, out: str 
     names = [_output_name(s) for s in seqs]
     if len(set(names)) != len(names):
         raise ValueError(f"{seqs.root}: two sequences would be written to the same folder ({names})")
-    test_names = _test_sequence_names(seqs, names, test_sequences, test_fraction, seed)
+    test_names = _test_sequence_names(seqs, names, dataset.test_sequences, dataset.test_fraction, seed)
     out = check_output_folder(out, MARKER, overwrite)
 
     summary: dict = {"descnet": "patchify", "sequences_root": str(seqs.root), "seed": seed,
@@ -714,7 +784,7 @@ def write_patch_dataset(sequences: str | os.PathLike | ImageSequences, out: str 
             if name != sequence.name:
                 summary["renamed"][sequence.name] = name
             if brown is not None:
-                picked, rows, type_index = brown_patches(patches, brown_per_point, brown_rng, brown_types)
+                picked, rows, type_index = brown_patches(patches, brown.per_point, brown_rng, brown.types)
                 kinds = list(frames)
                 maps = np.stack([frames[kind] for kind in kinds])[type_index, rows]
                 image_id = image_offset * len(sequence) + np.array([_image_of(k) - 1 for k in kinds])[type_index]
@@ -729,12 +799,12 @@ def write_patch_dataset(sequences: str | os.PathLike | ImageSequences, out: str 
             interest = np.concatenate([p[2] for p in brown_parts])
             if next_label < 2:
                 raise ValueError("--brown needs at least 2 scene points; only 1 was found")
-            pairs = balanced_pairs(labels, brown_pairs, brown_rng)
+            pairs = balanced_pairs(labels, brown.pairs, brown_rng)
             from descnet.data.phototour import write_phototour
 
-            write_phototour(tmp, brown, patches64, labels, pairs, interest=interest)
-            summary["brown"] = {"name": brown, "patches": len(labels), "points": next_label,
-                                "pairs": len(pairs), "types": list(brown_types), "per_point": brown_per_point,
+            write_phototour(tmp, brown.name, patches64, labels, pairs, interest=interest)
+            summary["brown"] = {"name": brown.name, "patches": len(labels), "points": next_label,
+                                "pairs": len(pairs), "types": list(brown.types), "per_point": brown.per_point,
                                 "interest": "image id (sequence index * images + k - 1), x, y, "
                                             "orientation (degrees), log2 of the region half-side"}
         if test_names is not None:
@@ -751,11 +821,7 @@ def write_patch_dataset(sequences: str | os.PathLike | ImageSequences, out: str 
 def _test_sequence_names(seqs: ImageSequences, names: list[str], test_sequences: Seq[str] | None,
                          test_fraction: float | None, seed: int) -> list[str] | None:
     """Output names of the custom split's test sequences (None: no custom split), checked before any work."""
-    if test_sequences is not None and test_fraction is not None:
-        raise ValueError("give test sequences or a test fraction, not both")
     if test_fraction is not None:
-        if not 0 < test_fraction < 1:
-            raise ValueError(f"--test-fraction must be between 0 and 1 (exclusive), got {test_fraction}")
         count = min(max(1, round(test_fraction * len(names))), max(1, len(names) - 1))
         picked = np.random.default_rng([seed, 2]).choice(len(names), count, replace=False)
         return sorted(names[i] for i in picked)

@@ -19,7 +19,6 @@ Caching from Python::
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -35,22 +34,15 @@ PROTOCOL = ("HPatches patch benchmark, python protocol of hpatches-benchmark (co
             "values are fractions in [0, 1]")
 
 
-def _sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_signature(spec: str) -> str | None:
     """What the descriptors of a model SPEC depend on (the cache key), or ``None`` when they are not
     reproducible (an untrained registry model: random initial weights)."""
     import cv2
 
     import descnet
+    from descnet.data.download import file_digest
     from descnet.models import list_models, model_entry
-    from descnet.models.spec import RUN_CHECKPOINTS
+    from descnet.runinfo import run_checkpoint
 
     names = list_models()
     if spec in names:
@@ -59,11 +51,11 @@ def model_signature(spec: str) -> str | None:
         return f"builtin:{spec}:descnet-{descnet.__version__}:opencv-{cv2.__version__}"
     name, sep, weights = spec.partition(":")
     if sep and name in names:
-        return f"{name}:sha256:{_sha256(weights)}" if Path(weights).is_file() else None
+        return f"{name}:sha256:{file_digest(weights)}" if Path(weights).is_file() else None
     path = Path(spec)
     if path.is_dir():
-        path = next((path / n for n in RUN_CHECKPOINTS if (path / n).is_file()), path)
-    return f"checkpoint:sha256:{_sha256(path)}" if path.is_file() else None
+        path = run_checkpoint(path) or path
+    return f"checkpoint:sha256:{file_digest(path)}" if path.is_file() else None
 
 
 def describe_hpatches_cached(spec: str, dataset: Any, sequences: Sequence[str], cache_dir: str | os.PathLike, *,

@@ -320,20 +320,17 @@ def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], fpr95: Mapping
 def plot_training_curves(runs: Mapping[str, str | os.PathLike], path: str | os.PathLike) -> Path | None:
     """Loss per step and validation FPR95 per epoch of training runs (their ``metrics.jsonl``), one line per
     run; written atomically as PNG. Returns the path, or ``None`` when no run has metrics."""
-    import json
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from descnet.runinfo import read_metrics
+
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.8))
     drawn = False
     for label, run in runs.items():
-        metrics = Path(run) / "metrics.jsonl"
-        if not metrics.is_file():
-            continue
-        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        rows = read_metrics(run)
         steps = [r for r in rows if r.get("kind") == "step"]
         epochs = [r for r in rows if r.get("kind") == "epoch"]
         if steps:

@@ -10,7 +10,7 @@ A SPEC is one of:
   in every process, so an untrained baseline is reproducible). A bare architecture name (``hardnet``) is
   refused: it would silently describe with random weights;
 * a descnet checkpoint file (it records the model name and options);
-* a descnet run directory (``best.pt`` is used, else ``last.pt``).
+* a descnet run directory (``best.pt`` is used, else ``last.pt``: :func:`descnet.runinfo.run_checkpoint`).
 
 Every model returned carries ``descnet_spec`` (the SPEC), ``descnet_trained`` (False only for ``:random``)
 and ``descnet_resize`` (its input convention, see :data:`descnet.features.inference.RESIZE_METHODS`).
@@ -23,14 +23,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from descnet.runinfo import RUN_CHECKPOINTS, run_checkpoint
+
 from .pretrained import pretrained_entry
 from .registry import create_model, list_models, model_entry
 from .weights import (WeightsError, checkpoint_model_info, extract_state_dict, load_state, load_weights,
                       pretrained_path, read_weights_file)
 
-__all__ = ["resolve_model", "load_pretrained", "spec_label", "RUN_CHECKPOINTS", "UNTRAINED_SEED", "RANDOM"]
+__all__ = ["resolve_model", "load_pretrained", "spec_label", "UNTRAINED_SEED", "RANDOM"]
 
-RUN_CHECKPOINTS = ("best.pt", "last.pt")
 #: the initialisation seed of an untrained network (``NAME:random``)
 UNTRAINED_SEED = 0
 #: the weight part of a SPEC that asks for an untrained network
@@ -57,9 +58,9 @@ def load_pretrained(name: str, cache_dir: str | os.PathLike | None = None, progr
 
 
 def _checkpoint_in_run_dir(path: Path) -> Path:
-    for name in RUN_CHECKPOINTS:
-        if (path / name).is_file():
-            return path / name
+    checkpoint = run_checkpoint(path)
+    if checkpoint is not None:
+        return checkpoint
     raise WeightsError(f"{path}: a run directory needs one of {', '.join(RUN_CHECKPOINTS)}")
 
 

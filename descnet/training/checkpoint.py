@@ -15,7 +15,8 @@ A checkpoint is a dict (the model SPEC resolver of :mod:`descnet.models` reads `
      'metrics': dict,          # the latest validation figures
      'best': {'metric': str, 'value': float, 'epoch': int} or None}
 
-Run directories hold ``last.pt`` (latest) and ``best.pt`` (best validation figure so far).
+Run directories hold ``last.pt`` (latest) and ``best.pt`` (best validation figure so far); the names are
+:mod:`descnet.runinfo`'s.
 """
 from __future__ import annotations
 
@@ -28,12 +29,12 @@ import torch
 
 from descnet.io import atomic_path
 from descnet.models.weights import non_finite_tensors
+from descnet.runinfo import LAST_CHECKPOINT
 
-__all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "find_checkpoint", "LAST", "BEST",
+__all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "find_checkpoint",
            "export_weights", "non_finite_tensors", "NonFiniteWeightsError"]
 
 FORMAT_VERSION = 1
-LAST, BEST = "last.pt", "best.pt"
 _REQUIRED = ("model", "state_dict", "optimizer", "scheduler", "epoch", "step", "batch", "config")
 
 
@@ -62,9 +63,9 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
     """A run directory -> its ``last.pt``; a file -> itself. Clear errors otherwise."""
     path = Path(path)
     if path.is_dir():
-        if (path / LAST).is_file():
-            return path / LAST
-        raise FileNotFoundError(f"{path}: no {LAST} in this run directory (nothing to resume)")
+        if (path / LAST_CHECKPOINT).is_file():
+            return path / LAST_CHECKPOINT
+        raise FileNotFoundError(f"{path}: no {LAST_CHECKPOINT} in this run directory (nothing to resume)")
     if path.is_file():
         return path
     raise FileNotFoundError(f"{path}: no such run directory or checkpoint")

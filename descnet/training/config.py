@@ -4,7 +4,8 @@ A config is a nested dict; :data:`DEFAULTS` names every knob and its default (th
 ``docs/protocols.md``: SGD lr 10 decayed linearly to 0, momentum 0.9, dampening 0.9, weight decay 1e-4,
 batch 1024, margin 1, anchor swap, 5M pairs per epoch, 10 epochs). A YAML file overrides any subset; it
 may start from another config with ``base: other.yaml`` (a path relative to the file), which is merged
-first. Unknown keys are errors that name the file and the key, so a typo never trains silently with a
+first. A config is a file path or the name of a config shipped in the package (``descnet/configs``, which
+the repository's ``configs/`` links to): ``load_config("hardnet+")``. Unknown keys are errors that name the file and the key, so a typo never trains silently with a
 default. ``runtime`` holds what may change when a run is resumed (device, threads, logging); everything
 else defines the run.
 """
@@ -18,8 +19,11 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-__all__ = ["DEFAULTS", "load_config", "apply_overrides", "check_config", "merge", "dump_config",
-           "RESUMABLE_PREFIXES"]
+__all__ = ["DEFAULTS", "load_config", "config_path", "shipped_configs", "CONFIG_DIR", "apply_overrides",
+           "check_config", "merge", "dump_config", "RESUMABLE_PREFIXES"]
+
+#: the configs shipped with the package (package data; the repository's ``configs/`` is a link to it)
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 DEFAULTS: dict[str, Any] = {
     "model": {
@@ -194,10 +198,32 @@ def apply_overrides(config: Mapping[str, Any], items: Iterable[str]) -> dict[str
     return out
 
 
+def shipped_configs() -> list[str]:
+    """Names of the configs shipped with the package (``hardnet+``, ``hardnet-csa+``, ...)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def config_path(config: str | os.PathLike) -> Path:
+    """A config file: ``config`` itself when it is a file, else the shipped config of that name (``hardnet+``
+    or ``hardnet+.yaml``, see :data:`CONFIG_DIR`)."""
+    path = Path(config)
+    if path.is_file() or path.name != str(config):  # a file, or a path with folders: taken as given
+        return path
+    shipped = CONFIG_DIR / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
+    if shipped.is_file():
+        return shipped
+    raise FileNotFoundError(f"{config}: no such config file, nor a shipped config (shipped: "
+                            f"{', '.join(shipped_configs())})")
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """The full config: :data:`DEFAULTS` <- ``base`` chain <- the file <- ``overrides``; checked."""
-    config = _load_layers(Path(path), ()) if path is not None else copy.deepcopy(DEFAULTS)
-    return apply_and_check(config, overrides, str(path) if path is not None else "config")
+    """The full config: :data:`DEFAULTS` <- ``base`` chain <- the file <- ``overrides``; checked.
+
+    ``path``: a YAML file or a shipped config's name (:func:`config_path`); ``None``: :data:`DEFAULTS`."""
+    if path is None:
+        return apply_and_check(copy.deepcopy(DEFAULTS), overrides, "config")
+    path = config_path(path)
+    return apply_and_check(_load_layers(path, ()), overrides, str(path))
 
 
 def apply_and_check(config: Mapping[str, Any], overrides: Iterable[str], source: str) -> dict[str, Any]:

@@ -16,7 +16,8 @@ checkpoint repeats the uninterrupted run bit for bit on the CPU.
 
 A run directory holds ``config.yaml`` (the config as run), ``environment.json`` (machine, versions, code
 version, one entry per start or resume), ``metrics.jsonl`` (a ``step`` row every ``runtime.log_every``
-steps, an ``epoch`` row with the validation figures after every epoch), ``last.pt`` and ``best.pt``.
+steps, an ``epoch`` row with the validation figures after every epoch), ``last.pt`` and ``best.pt`` (the
+names are :mod:`descnet.runinfo`'s; ``docs/file-layouts.md``).
 """
 from __future__ import annotations
 
@@ -41,16 +42,16 @@ from descnet.models import create_model, model_entry
 from descnet.precision import resolve_amp
 from descnet.sampling import BatchAssembler, PairSampler
 
-from .checkpoint import (BEST, FORMAT_VERSION, LAST, find_checkpoint, is_better, load_checkpoint, non_finite_tensors,
+from descnet.runinfo import BEST_CHECKPOINT, LAST_CHECKPOINT, RUN_CONFIG, RUN_ENVIRONMENT, RUN_METRICS
+
+from .checkpoint import (FORMAT_VERSION, find_checkpoint, is_better, load_checkpoint, non_finite_tensors,
                          save_checkpoint)
 from .config import RESUMABLE_PREFIXES, changed_keys, check_config, dump_config
 from .data import PairSet, PatchPoints, load_pair_set, load_training_data
 from .distributed import (DistInfo, all_gather_with_grad, barrier, dist_info_from_env, init_distributed,
                           select_device)
 
-__all__ = ["Trainer", "NonFiniteLossError", "METRICS_FILE"]
-
-METRICS_FILE = "metrics.jsonl"
+__all__ = ["Trainer", "NonFiniteLossError"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -155,7 +156,7 @@ class Trainer:
             if changed:
                 raise ValueError(f"{find_checkpoint(resume)}: cannot resume with a different config; changed: "
                                  f"{', '.join(changed)} (only {', '.join(RESUMABLE_PREFIXES)}* may change)")
-        elif (self.run_dir / LAST).exists() or (self.run_dir / BEST).exists():
+        elif (self.run_dir / LAST_CHECKPOINT).exists() or (self.run_dir / BEST_CHECKPOINT).exists():
             # (under DDP every rank checks before the DDP constructor, a collective, so before rank 0 saves)
             raise ValueError(f"{self.run_dir}: already holds a run (last.pt/best.pt); resume it with --resume "
                              f"{self.run_dir} or choose another --out")
@@ -279,9 +280,9 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.run_dir.glob(".*.tmp"):  # temporary files of a killed run (the run dir is this run's)
             stale.unlink(missing_ok=True)
-        with atomic_path(self.run_dir / "config.yaml") as tmp:
+        with atomic_path(self.run_dir / RUN_CONFIG) as tmp:
             tmp.write_text(dump_config(self.config))
-        env_path = self.run_dir / "environment.json"
+        env_path = self.run_dir / RUN_ENVIRONMENT
         sessions = []
         if resumed and env_path.is_file():
             try:
@@ -293,7 +294,7 @@ class Trainer:
                          "precision": self.precision.as_dict(),
                          "environment": environment_info(str(self.device))})
         write_json(env_path, {"sessions": sessions})
-        metrics = self.run_dir / METRICS_FILE
+        metrics = self.run_dir / RUN_METRICS
         if resumed and metrics.is_file():  # drop rows the interrupted run wrote after this checkpoint
             rows = [line for line in metrics.read_text().splitlines()
                     if line.strip() and json.loads(line).get("step", 0) <= self.step]
@@ -338,7 +339,7 @@ class Trainer:
                              f"with {len(self.sampler)} batches per epoch")
         self._log(f"resuming at epoch {self.epoch + 1}, batch {self.batch}, step {self.step}")
 
-    def save(self, name: str = LAST) -> Path | None:
+    def save(self, name: str = LAST_CHECKPOINT) -> Path | None:
         """Write a checkpoint into the run directory (rank 0 only; atomic)."""
         bad = non_finite_tensors(self.model.state_dict())  # on every rank alike (DDP: the same weights)
         if bad:
@@ -346,19 +347,19 @@ class Trainer:
                 f"the weights became non-finite ({', '.join(bad[:3])}) by epoch {self.epoch + 1}, step {self.step}; "
                 f"they were not saved. {self._kept_note()} (lower optimizer.lr, or try runtime.amp=none)")
         path = save_checkpoint(self.run_dir / name, self.state()) if self.dist.is_main else None
-        if name == LAST:
+        if name == LAST_CHECKPOINT:
             self.saved_step = self.step  # rank 0 wrote it (other ranks: for their messages)
         return path
 
     def _kept_note(self) -> str:
         """Which checkpoint a stopped run leaves, and from which step."""
         if self.saved_step is None:
-            return f"No checkpoint was written ({self.run_dir / LAST} does not exist)."
-        return f"The last good checkpoint is kept: {self.run_dir / LAST} (step {self.saved_step})."
+            return f"No checkpoint was written ({self.run_dir / LAST_CHECKPOINT} does not exist)."
+        return f"The last good checkpoint is kept: {self.run_dir / LAST_CHECKPOINT} (step {self.saved_step})."
 
     def _write_metrics(self, row: Mapping[str, Any]) -> None:
         if self.dist.is_main:
-            with open(self.run_dir / METRICS_FILE, "a") as f:
+            with open(self.run_dir / RUN_METRICS, "a") as f:
                 f.write(json.dumps(row) + "\n")
 
     # -------------------------------------------------------------------------------------- training
@@ -443,7 +444,7 @@ class Trainer:
                   f"({self.precision.reason})")
         self.model.train()
         if self.step == 0 and self.dist.is_main:
-            self.save(LAST)  # the initial state: a run killed in its first steps can resume too
+            self.save(LAST_CHECKPOINT)  # the initial state: a run killed in its first steps can resume too
         while self.epoch < epochs:
             self._train_epoch(steps_per_epoch, log_every, ckpt_every, global_batch)
             self.epoch += 1
@@ -458,11 +459,11 @@ class Trainer:
                     metric = cfg["validation"]["metric"]
                     if is_better(metrics[metric], self.best, higher_is_better=metric == "matching_map"):
                         self.best = {"metric": metric, "value": metrics[metric], "epoch": self.epoch}
-                        self.save(BEST)
+                        self.save(BEST_CHECKPOINT)
                     self._log(f"epoch {self.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
             row["time_s"] = round(self.train_time, 3)
             self._write_metrics(row)
-            self.save(LAST)
+            self.save(LAST_CHECKPOINT)
             for callback in self.callbacks:
                 callback(self, "epoch")
         barrier()
@@ -507,7 +508,7 @@ class Trainer:
                         "data_wait": (prefetch.wait - window_wait) / elapsed})
                     window, window_start, window_wait = [], now, prefetch.wait
                 if ckpt_every and self.step % ckpt_every == 0 and self.batch < steps_per_epoch:
-                    self.save(LAST)
+                    self.save(LAST_CHECKPOINT)
                 for callback in self.callbacks:
                     callback(self, "step")
                 last = time.perf_counter()
