@@ -75,12 +75,12 @@ def run(args: argparse.Namespace) -> int:
     from descnet.eval.report import check_earlier_results, format_table, merge_earlier_results, plot_roc
     from descnet.features.inference import describe_patches
     from descnet.io import result_set, write_json
-    from descnet.models import resolve_model, spec_label
+    from descnet.models import model_label, resolve_model
     from descnet.runinfo import environment_info
 
     check_device(args.device, "--device")
     output_dir(args.out)  # a file there, or a file on its path: refused before any work
-    labels = [spec_label(s) for s in args.model]
+    labels = [model_label(s) for s in args.model]
     dupes = sorted({lb for lb in labels if labels.count(lb) > 1})
     if dupes:
         raise ValueError(f"two --model SPECs are both named {', '.join(dupes)}")

@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     from descnet.eval.report import (HEADLINE_NOTES, check_earlier_results, hpatches_tables, latex_table,
                                      markdown_table, merge_earlier_results, model_notes, plot_hpatches)
     from descnet.io import result_set, write_json
-    from descnet.models import spec_label
+    from descnet.models import model_label
     from descnet.runinfo import environment_info
 
     check_device(args.device, "--device")
@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
                           {"split": {"name": split.name, "test_sequences": list(split.test)}, "tasks": tasks},
                           args.overwrite)
 
-    labels = [spec_label(s) for s in args.model] + [Path(d).name for d in args.descriptors]
+    labels = [model_label(s) for s in args.model] + [Path(d).name for d in args.descriptors]
     dupes = sorted({lb for lb in labels if labels.count(lb) > 1})
     if dupes:
         raise ValueError(f"two descriptors are both named {', '.join(dupes)}; rename a --descriptors folder or "

@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     from descnet.cli.common import output_dir
     from descnet.features.inference import check_device
-    from descnet.cli.describe import check_common, load_model
+    from descnet.cli.common import keypoint_options
+    from descnet.models import resolve_model
     from descnet.data.sequences import ImageSequences
     from descnet.eval.sequences import (evaluate_sequences, format_summary, model_label, pair_rows, plot_mma,
                                         summarize)
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_device(args.device, "--device")
     output_dir(args.out)  # a file there, or a file on its path: refused before any work
-    check_common(args)
+    keypoint_options(args)
     if args.estimator not in ESTIMATORS:
         raise ValueError(f"--estimator {args.estimator}: unknown; choose one of: {', '.join(ESTIMATORS)}")
     from descnet.models.pretrained import DEFAULT_MODEL
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         label = model_label(spec)
         if label in models:
             raise ValueError(f"--model {spec}: two models share the table name {label!r}")
-        models[label] = load_model(spec)
+        models[label] = resolve_model(spec)
     sequences = []
     for root in args.root:
         sequences.extend(ImageSequences(root, kind=args.kind))

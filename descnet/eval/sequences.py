@@ -58,12 +58,13 @@ class PairResult:
 
 
 def model_label(spec: Any) -> str:
-    """Table name of a model SPEC: the OpenCV baselines get readable names, the rest :func:`spec_label`."""
+    """Table name of a model SPEC: the OpenCV baselines get readable names, the rest
+    :func:`descnet.models.contract.model_label`."""
     if str(spec) in _BASELINE_LABELS:
         return _BASELINE_LABELS[str(spec)]
-    from descnet.models import spec_label
+    from descnet.models import contract
 
-    return spec_label(spec)
+    return contract.model_label(spec)
 
 
 def reprojection_errors(points1: np.ndarray, points2: np.ndarray, homography: np.ndarray) -> np.ndarray:
@@ -119,14 +120,13 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any], dete
     model is an ``nn.Module``, a SPEC, or ``"opencv-sift"`` / ``"opencv-rootsift"``. Keypoints are
     detected once per image with ``detector`` and shared by all models.
     """
-    from descnet.features.options import OPENCV_DESCRIPTORS
     from descnet.features.description import describe_images
+    from descnet.features.options import KeypointOptions
     from descnet.features.keypoints import detect_keypoints
     from descnet.features.matching import match, verify
     from descnet.models import resolve_model
 
-    models = {label: m if not isinstance(m, (str, os.PathLike)) or str(m) in OPENCV_DESCRIPTORS
-              else resolve_model(m) for label, m in models.items()}  # resolve each SPEC once
+    models = {label: resolve_model(m) for label, m in models.items()}  # resolve each SPEC once
     sequences = list(sequences)
     results: dict[str, list[PairResult]] = {label: [] for label in models}
     total = sum(len(s.targets) for s in sequences)
@@ -143,7 +143,8 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any], dete
             keypoints[k] = detect_keypoints(images[k], detector, max_keypoints)[0]
         for label, model in models.items():
             feats = dict(zip(images, describe_images(list(images.values()), list(keypoints.values()), model=model,
-                                                     detector=detector, mr_size=mr_size, device=device)))
+                                                     options=KeypointOptions(detector, mr_size=mr_size),
+                                                     device=device)))
             for k in seq.targets:
                 f1, fk = feats[1], feats[k]
                 m = match(f1.descriptors, fk.descriptors, method, ratio)
@@ -155,7 +156,7 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any], dete
                     matches=len(m.indices), inliers=int(v.inliers.sum()),
                     mma=tuple(float(a) for a in matching_accuracy(errors)),
                     correct=tuple(int(n) for n in correct_matches(errors)),
-                    corner_error=corner_error(v.model, seq.homographies[k], images[1].shape[:2])))
+                    corner_error=corner_error(v.geometry_matrix, seq.homographies[k], images[1].shape[:2])))
                 if bar is not None:
                     bar.update(1)
     if bar is not None:

@@ -29,6 +29,7 @@ from typing import Any, Mapping, Sequence
 
 from ..colmap import SfmOptions, SfmSummary, format_table, import_pycolmap, reconstruct, reconstruct_colmap_sift
 from ..features.files import read_features
+from ..features.options import KeypointOptions, MatchOptions
 from ..io import atomic_path, write_json
 from ..features.pairs import check_pairs, exhaustive_pairs
 from ..features.pipeline import describe_to_file, image_sources, match_to_file
@@ -80,12 +81,12 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
     for (label, spec), folder in zip(models.items(), folders):
         where = out / folder
         described = describe_to_file(images, where / "features.h5", model=spec, keypoints=keypoints,
-                                     detector=detector, max_keypoints=max_keypoints, mr_size=mr_size, device=device,
+                                     options=KeypointOptions(detector, max_keypoints, mr_size), device=device,
                                      progress=progress)
         if keypoints is None:  # the first descriptor's keypoints are every descriptor's keypoints
             keypoints = {name: f.keypoints for name, f in read_features(where / "features.h5", names).items()}
-        matched = match_to_file(where / "features.h5", pairs, where / "matches.h5", method=method, ratio=ratio,
-                                geometry=geometry, progress=progress)
+        matched = match_to_file(where / "features.h5", pairs, where / "matches.h5",
+                                options=MatchOptions(method, ratio, geometry), progress=progress)
         summary = reconstruct(image_dir, where / "features.h5", where / "matches.h5", where / "colmap",
                               pairs=pairs, options=options, label=label, progress=progress)
         # the whole pipeline's time, as the reference row's (extraction + matching + mapping); a resumed run
