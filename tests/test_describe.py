@@ -13,7 +13,7 @@ import torch
 
 import descnet
 from descnet.cli.main import main
-from descnet.data.images import read_image, to_gray
+from descnet.data.images import encode_image, read_image, to_gray, write_image
 from descnet.features.description import describe, describe_images
 from descnet.features.files import Features, parse_keypoints, read_features, write_features
 from descnet.features.keypoints import (DETECTORS, check_keypoints, detect_keypoints, keypoints_from_opencv,
@@ -183,6 +183,27 @@ def test_read_image_keeps_16_bit_and_rejects_bad_files(tmp_path):
         read_image(tmp_path / "empty.png")
     with pytest.raises(FileNotFoundError, match="missing.png"):
         read_image(tmp_path / "missing.png")
+
+
+def test_write_image_round_trips_through_read_image(tmp_path, monkeypatch):
+    grey, rgb, g16 = texture(seed=1), np.dstack([texture(seed=s) for s in (1, 2, 3)]), texture().astype(np.uint16) * 257
+    for name, image in (("g.png", grey), ("g.bmp", grey), ("c.png", rgb), ("c.ppm", rgb), ("w.png", g16)):
+        assert write_image(tmp_path / name, image) == tmp_path / name
+        np.testing.assert_array_equal(read_image(tmp_path / name), image)  # RGB order and depth kept
+    write_image(tmp_path / "g.ppm", grey)  # PPM is colour-only: grey is stored as three equal channels
+    np.testing.assert_array_equal(read_image(tmp_path / "g.ppm"), np.repeat(grey[..., None], 3, axis=2))
+    assert encode_image(grey, ".png") == (tmp_path / "g.png").read_bytes()
+    with pytest.raises(ValueError, match=r"bad.png: expected a uint8 or uint16"):
+        write_image(tmp_path / "bad.png", grey.astype(np.float32))
+    with pytest.raises(ValueError, match=r"x.nope: OpenCV cannot encode uint8 images as .nope"):
+        write_image(tmp_path / "x.nope", grey)
+    # atomic: a failed write leaves the earlier file as it was
+    monkeypatch.setattr("pathlib.Path.write_bytes", lambda self, data: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        write_image(tmp_path / "g.png", rgb)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(read_image(tmp_path / "g.png"), grey)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "c.ppm", "g.bmp", "g.png", "g.ppm", "w.png"]
 
 
 # ---------------------------------------------------------------- keypoints

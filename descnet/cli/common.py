@@ -49,7 +49,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """``--model SPEC`` (one model) and ``--device``."""
     parser.add_argument("--model", default=DEFAULT_MODEL, metavar="SPEC",
                         help=f"trained model name (default: {DEFAULT_MODEL}, descnet's shipped weights; "
-                             "`descnet models` lists them), NAME:WEIGHTS, checkpoint, run dir, NAME:random (untrained), "
+                             "`descnet models` lists them), NAME:WEIGHTS, checkpoint, run dir, NAME:random "
+                             "(untrained), "
                              "or opencv-sift / opencv-rootsift (OpenCV's own SIFT descriptor on the same keypoints)")
     parser.add_argument("--device", default="cpu", help="torch device for the model (default: cpu)")
 
@@ -105,6 +106,7 @@ def match_options(args: argparse.Namespace, geometry: str | None = None) -> Matc
 
 
 def _naming_argument(err: ValueError) -> ValueError:
-    """An option object's error (``max_keypoints must be ...``) naming the argument (``--max-keypoints must be ...``)."""
+    """An option object's error (``max_keypoints must be ...``) naming the argument
+    (``--max-keypoints must be ...``)."""
     field, _, rest = str(err).partition(" ")
     return ValueError(f"--{field.replace('_', '-')} {rest}")

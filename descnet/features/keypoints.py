@@ -49,7 +49,8 @@ def _detectors() -> dict[str, Callable[[int | None], Any]]:
 
 
 #: OpenCV detectors by name (those of :data:`descnet.features.options.DETECTOR_NAMES` this OpenCV build has):
-#: name -> ``create(max_keypoints) -> cv2.Feature2D``; default ``mr_size``: :data:`~descnet.features.options.DEFAULT_MR_SIZE`
+#: name -> ``create(max_keypoints) -> cv2.Feature2D``; default ``mr_size``:
+#: :data:`~descnet.features.options.DEFAULT_MR_SIZE`
 DETECTORS: dict[str, Callable[[int | None], Any]] = _detectors()
 
 
