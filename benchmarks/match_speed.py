@@ -28,7 +28,8 @@ from kornia import feature as KF
 from descnet.features.keypoints import detect_keypoints, lafs_from_keypoints
 from descnet.data.images import to_gray
 from descnet.features.matching import match_pair, verify
-from descnet.models import resolve_model, spec_label
+from descnet.features.options import KeypointOptions
+from descnet.models import model_label, resolve_model
 
 WIDTH, HEIGHT = 1000, 800
 HOMOGRAPHY = np.array([[0.93, 0.12, 30.0], [-0.1, 0.95, 40.0], [6e-5, 4e-5, 1.0]])
@@ -55,9 +56,10 @@ def corner_error(model: np.ndarray | None) -> float:
 
 def run_descnet(img1, img2, net, keypoints, device):
     timings: dict[str, float] = {}
-    result = match_pair(img1, img2, model=net, max_keypoints=keypoints, device=device, timings=timings)
+    result = match_pair(img1, img2, model=net, keypoint_options=KeypointOptions(max_keypoints=keypoints),
+                        device=device, timings=timings)
     timings.pop("load_model", None)
-    return timings, len(result.matches), int(result.inliers.sum()), corner_error(result.model)
+    return timings, len(result.matches), int(result.inliers.sum()), corner_error(result.geometry_matrix)
 
 
 @torch.inference_mode()
@@ -82,7 +84,7 @@ def run_kornia(img1, img2, net, keypoints, device):
     t1 = time.perf_counter()
     v = verify(kps[0][idx[:, 0], :2], kps[1][idx[:, 1], :2], "homography", "magsac")
     t["match"], t["verify"] = t1 - t0, time.perf_counter() - t1
-    return t, len(idx), int(v.inliers.sum()), corner_error(v.model)
+    return t, len(idx), int(v.inliers.sum()), corner_error(v.geometry_matrix)
 
 
 def run_opencv(img1, img2, net, keypoints, device):
@@ -100,7 +102,7 @@ def run_opencv(img1, img2, net, keypoints, device):
     p2 = np.array([out[1][0][m.trainIdx].pt for m in matches])
     v = verify(p1, p2, "homography", "magsac")
     t["match"], t["verify"] = t1 - t0, time.perf_counter() - t1
-    return t, len(matches), int(v.inliers.sum()), corner_error(v.model)
+    return t, len(matches), int(v.inliers.sum()), corner_error(v.geometry_matrix)
 
 
 def timed(route, repeats, *args):
@@ -123,7 +125,7 @@ def main() -> None:
     img1, img2 = make_pair()
     net = resolve_model(args.model)
     found = len(detect_keypoints(img1, "sift", args.keypoints)[0])
-    print(f"{WIDTH}x{HEIGHT} pair, {found} keypoints per image, model {spec_label(args.model)}, "
+    print(f"{WIDTH}x{HEIGHT} pair, {found} keypoints per image, model {model_label(args.model)}, "
           f"{torch.get_num_threads()} torch threads, device {args.device}")
     results = {
         "descnet": timed(run_descnet, args.repeats, img1, img2, net, args.keypoints, args.device),

@@ -22,6 +22,8 @@ _LAZY = {
     "describe": "descnet.features.description",
     "describe_images": "descnet.features.description",
     "match": "descnet.features.matching",
+    "KeypointOptions": "descnet.features.options",
+    "MatchOptions": "descnet.features.options",
 }
 
 

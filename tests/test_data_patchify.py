@@ -13,7 +13,7 @@ from descnet.data.patchify import (JITTER_LEVELS, BrownOptions, Jitter, PatchDat
                                    Pyramid, circle_overlap, dominant_orientations, frames_inside, merge_overlapping,
                                    parse_jitter, reference_frames, sequence_patches, target_frames,
                                    write_patch_dataset)
-from descnet.data.sequences import ImageSequences, load_sequence, write_sequence
+from descnet.data.sequences import ImageSequences, read_sequence, write_sequence
 from descnet.data.synth import SynthOptions, synthetic_sequence, write_synthetic_sequences
 from tests.conftest import shared_file
 
@@ -177,7 +177,7 @@ def test_without_jitter_targets_are_the_reference_seen_through_h(synth_root):
 
 
 def test_real_sequence_rows_agree_across_images(shared_data):
-    seq = load_sequence(shared_file(shared_data, "hpatches/sequences/v_churchill"))
+    seq = read_sequence(shared_file(shared_data, "hpatches/sequences/v_churchill"))
     options = PatchifyOptions(max_points=150, image_scale=0.5)
     patches, frames = sequence_patches(seq, options, return_frames=True)
     n = len(patches["ref"])
@@ -331,7 +331,7 @@ def test_oxford_layout_is_written_with_a_v_prefix_and_needs_six_images(tmp_path)
     for k in (5, 6):
         (folder / f"img{k}.png").unlink()
         (folder / f"H1to{k}p").unlink()
-    assert len(sequence_patches(load_sequence(folder), PatchifyOptions(max_points=10))) == 1 + 3 * 3
+    assert len(sequence_patches(read_sequence(folder), PatchifyOptions(max_points=10))) == 1 + 3 * 3
     with pytest.raises(ValueError, match="graflike: has 4 images; the hpatches-release layout needs 6"):
         write_patch_dataset(tmp_path / "seqs", tmp_path / "out2")
     assert not (tmp_path / "out2").exists()

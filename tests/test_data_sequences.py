@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import shared_file
-from descnet.data.sequences import (ImageSequences, load_sequence, read_homography, read_image, write_homography,
-                                    write_sequence)
+from descnet.data.images import read_image
+from descnet.data.sequences import ImageSequences, read_homography, read_sequence, write_homography, write_sequence
 
 
 def warp_ncc(image1: np.ndarray, image_k: np.ndarray, h: np.ndarray, scale: float = 1.0) -> float:
@@ -86,7 +86,7 @@ def test_oxford_layout_with_pgm_comment_and_matlab_exponents(tmp_path):
     for k, hk in homs.items():                    # EF-style: 883.39e-003
         text = "\n".join("  ".join(f"{v * 1000:.15f}e-003" for v in row) for row in hk)
         (folder / f"H1to{k}p").write_text(text)
-    seq = load_sequence(folder)
+    seq = read_sequence(folder)
     assert (seq.layout, seq.kind, len(seq)) == ("oxford", None, 3)
     for k, hk in homs.items():
         np.testing.assert_allclose(seq.homographies[k], hk, rtol=1e-12, atol=1e-12)
@@ -113,13 +113,13 @@ def test_real_hpatches_sequence(shared_data):
 
 
 def test_real_oxford_sequences(shared_data):
-    graf = load_sequence(shared_file(shared_data, "oxford-affine/graf"))
+    graf = read_sequence(shared_file(shared_data, "oxford-affine/graf"))
     assert graf.layout == "oxford" and graf.image_paths[1].suffix == ".png"
     for k in (2, 3):
         assert warp_ncc(graf.image(1), graf.image(k), graf.homographies[k], scale=0.5) > 0.8
-    boat = load_sequence(shared_file(shared_data, "oxford-affine/boat"))   # PGM with a '#' comment
+    boat = read_sequence(shared_file(shared_data, "oxford-affine/boat"))   # PGM with a '#' comment
     assert boat.image(1).shape == (680, 850) and boat.image(1, gray=False).shape == (680, 850, 3)
-    ef = load_sequence(shared_file(shared_data, "ef/notredame"))          # MATLAB-style exponents
+    ef = read_sequence(shared_file(shared_data, "ef/notredame"))          # MATLAB-style exponents
     np.testing.assert_allclose(ef.homographies[2][0], [0.883392404836646, -0.0675218642049985, 21.9535083569646])
     assert ef.homographies[2][2, 2] == pytest.approx(1.00336174941904)
 
@@ -137,12 +137,12 @@ def test_missing_image_names_the_file(tmp_path):
     write_sequence(tmp_path / "v_x", images, homs)
     (tmp_path / "v_x" / "2.ppm").unlink()
     with pytest.raises(FileNotFoundError, match=r"v_x/2\.ppm: missing image 2"):
-        load_sequence(tmp_path / "v_x")
+        read_sequence(tmp_path / "v_x")
     only_h = tmp_path / "only_h"
     only_h.mkdir()
     write_homography(only_h / "H1to2p", np.eye(3))
     with pytest.raises(FileNotFoundError, match=r"only_h/img1\.ppm: missing image 1"):
-        load_sequence(only_h)
+        read_sequence(only_h)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -172,13 +172,13 @@ def test_bad_roots_and_images(tmp_path):
     write_sequence(mixed, *_warped_set(n=2))
     write_homography(mixed / "H1to2p", np.eye(3))
     with pytest.raises(ValueError, match="mixes the HPatches"):
-        load_sequence(mixed)
+        read_sequence(mixed)
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="broken.png: not a readable image"):
         read_image(tmp_path / "broken.png")
     with pytest.raises(FileNotFoundError, match="nothere.ppm: no such image file"):
         read_image(tmp_path / "nothere.ppm")
-    seq = load_sequence(_fresh(tmp_path))
+    seq = read_sequence(_fresh(tmp_path))
     with pytest.raises(KeyError, match="no image 7"):
         seq.image(7)
 

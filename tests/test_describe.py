@@ -1,6 +1,7 @@
 """descnet.describe: images, keypoints, the OpenCV -> LAF convention, patches, features files, the CLI."""
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -12,11 +13,14 @@ import torch
 
 import descnet
 from descnet.cli.main import main
-from descnet.features.keypoints import (DETECTORS, check_keypoints, detect_keypoints, keypoints_from_opencv, lafs_from_keypoints)
-from descnet.features.description import describe, opencv_sift_descriptors
-from descnet.features.patches import extract_patches
-from descnet.data.images import read_image, to_gray
+from descnet.data.images import encode_image, read_image, to_gray, write_image
+from descnet.features.description import describe, describe_images
 from descnet.features.files import Features, parse_keypoints, read_features, write_features
+from descnet.features.keypoints import (DETECTORS, check_keypoints, detect_keypoints, keypoints_from_opencv,
+                                        lafs_from_keypoints)
+from descnet.features.options import DEFAULT_MR_SIZE, KeypointOptions
+from descnet.features.patches import extract_patches
+from descnet.models import create_model, list_models, model_entry, resolve_model
 from tests.conftest import shared_file
 
 
@@ -181,6 +185,27 @@ def test_read_image_keeps_16_bit_and_rejects_bad_files(tmp_path):
         read_image(tmp_path / "missing.png")
 
 
+def test_write_image_round_trips_through_read_image(tmp_path, monkeypatch):
+    grey, rgb, g16 = texture(seed=1), np.dstack([texture(seed=s) for s in (1, 2, 3)]), texture().astype(np.uint16) * 257
+    for name, image in (("g.png", grey), ("g.bmp", grey), ("c.png", rgb), ("c.ppm", rgb), ("w.png", g16)):
+        assert write_image(tmp_path / name, image) == tmp_path / name
+        np.testing.assert_array_equal(read_image(tmp_path / name), image)  # RGB order and depth kept
+    write_image(tmp_path / "g.ppm", grey)  # PPM is colour-only: grey is stored as three equal channels
+    np.testing.assert_array_equal(read_image(tmp_path / "g.ppm"), np.repeat(grey[..., None], 3, axis=2))
+    assert encode_image(grey, ".png") == (tmp_path / "g.png").read_bytes()
+    with pytest.raises(ValueError, match=r"bad.png: expected a uint8 or uint16"):
+        write_image(tmp_path / "bad.png", grey.astype(np.float32))
+    with pytest.raises(ValueError, match=r"x.nope: OpenCV cannot encode uint8 images as .nope"):
+        write_image(tmp_path / "x.nope", grey)
+    # atomic: a failed write leaves the earlier file as it was
+    monkeypatch.setattr("pathlib.Path.write_bytes", lambda self, data: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        write_image(tmp_path / "g.png", rgb)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(read_image(tmp_path / "g.png"), grey)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "c.ppm", "g.bmp", "g.png", "g.ppm", "w.png"]
+
+
 # ---------------------------------------------------------------- keypoints
 
 def test_detect_keypoints_sorted_and_capped():
@@ -189,9 +214,10 @@ def test_detect_keypoints_sorted_and_capped():
     assert np.all(np.diff(scores) <= 0)
     orb, _ = detect_keypoints(texture(), "orb", 30)
     assert 0 < len(orb) <= 30
-    with pytest.raises(ValueError, match="unknown detector 'surf'"):
+    with pytest.raises(ValueError, match="detector 'surf': unknown"):
         detect_keypoints(texture(), "surf")
-    assert DETECTORS["sift"].mr_size == 6.0
+    assert {"sift", "orb"} <= set(DETECTORS) and DEFAULT_MR_SIZE["sift"] == 6.0
+    assert KeypointOptions("ORB").mr_size_or_default == 0.5 and KeypointOptions(mr_size=4).mr_size_or_default == 4.0
 
 
 def test_check_keypoints_errors_name_the_problem():
@@ -221,28 +247,50 @@ def test_parse_keypoints_file_format():
 
 # ---------------------------------------------------------------- describe
 
-def test_opencv_sift_on_given_keypoints_equals_detect_and_compute():
+def test_opencv_sift_models_on_given_keypoints_equal_detect_and_compute():
+    """The registry's opencv-sift / opencv-rootsift describe like cv2.SIFT.compute (+ RootSIFT)."""
     img = texture(seed=4)
     sift = cv2.SIFT_create(300)
     found, expected = sift.detectAndCompute(img, None)
     kps, _ = keypoints_from_opencv(found)  # octave dropped: rebuilt from the size
-    got = opencv_sift_descriptors(img, kps)
+    gray = to_gray(img)
+    got = create_model("opencv-sift").describe_image(gray, kps)
     expected = expected / np.linalg.norm(expected, axis=1, keepdims=True)
     np.testing.assert_allclose(got, expected, atol=1e-6)
-    root = opencv_sift_descriptors(img, kps, root=True)
+    root = create_model("opencv-rootsift").describe_image(gray, kps)
+    l1 = expected / expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(root, np.sqrt(l1) / np.linalg.norm(np.sqrt(l1), axis=1, keepdims=True), atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(root, axis=1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(root ** 2, got / got.sum(1, keepdims=True), atol=1e-6)
+    # describe_images asks the model how it describes: the same descriptors, no patches cut
+    timings: dict[str, float] = {}
+    feats = describe(img, kps, model="opencv-rootsift", timings=timings)
+    np.testing.assert_array_equal(feats.descriptors, root)
+    assert timings["extract"] == 0.0
+    assert feats.info["model"] == "opencv-rootsift" and feats.info["weights"] == "hand-crafted"
+
+
+def test_opencv_sift_models_are_registry_entries(capsys):
+    for name in ("opencv-sift", "opencv-rootsift"):
+        assert name in list_models() and not model_entry(name).trainable
+        model = resolve_model(name)
+        assert model.descnet_spec == name and model.descriptor_dim == 128
+        with pytest.raises(ValueError, match=rf"model {name}: describes keypoints on whole images"):
+            model(torch.zeros(2, 1, 32, 32))  # patch protocols stop with an error naming the model
+    capsys.readouterr()
+    assert main(["models", "--json"]) == 0
+    listed = {row["name"]: row for row in json.loads(capsys.readouterr().out)["architectures"]}
+    assert listed["opencv-sift"]["spec"] == "opencv-sift" and listed["opencv-rootsift"]["dim"] == 128
 
 
 def test_describe_gives_unit_descriptors_for_grey_rgb_and_16_bit():
     g8 = texture(seed=5)
-    ref = describe(g8, model="pixels", max_keypoints=100)
+    ref = describe(g8, model="pixels", options=KeypointOptions(max_keypoints=100))
     assert ref.keypoints.shape == (100, 4) and ref.descriptors.shape == (100, 1024)
     assert ref.lafs.shape == (100, 2, 3) and ref.image_size == (240, 320)
     np.testing.assert_allclose(np.linalg.norm(ref.descriptors, axis=1), 1.0, atol=1e-5)
     assert ref.info["detector"] == "sift" and ref.info["mr_size"] == 6.0
     for img in (np.repeat(g8[..., None], 3, axis=2), g8.astype(np.uint16) * 257):
-        other = describe(img, model="pixels", max_keypoints=100)
+        other = describe(img, model="pixels", options=KeypointOptions(max_keypoints=100))
         np.testing.assert_allclose(other.keypoints, ref.keypoints)
         np.testing.assert_allclose(other.descriptors, ref.descriptors, atol=1e-5)
     given = describe(g8, ref.keypoints[:7], model="opencv-rootsift")
@@ -253,13 +301,12 @@ def test_describe_gives_unit_descriptors_for_grey_rgb_and_16_bit():
 def test_describe_patch_matches_manual_extraction():
     """describe == kornia extraction at the model's patch size + describe_patches, with the timings filled."""
     from descnet.features.inference import describe_patches
-    from descnet.models import create_model
 
     img = texture(seed=6)
     model = create_model("pixels")
     kps = np.array([[100.0, 120.0, 5.0, 33.0], [200.0, 60.0, 3.0, 300.0]], np.float32)
     timings: dict[str, float] = {}
-    feats = describe(img, kps, model=model, mr_size=4.0, timings=timings)
+    feats = describe(img, kps, model=model, options=KeypointOptions(mr_size=4.0), timings=timings)
     patches = extract_patches(to_gray(img), lafs_from_keypoints(kps, 4.0), 32)
     np.testing.assert_allclose(feats.descriptors, describe_patches(model, patches).numpy(), atol=1e-6)
     assert set(timings) == {"detect", "extract", "describe"}
@@ -267,8 +314,6 @@ def test_describe_patch_matches_manual_extraction():
 
 def test_describe_images_equals_describing_each_image(tmp_path):
     """Several images at once (threads, one describe_patches call) == one describe() per image."""
-    from descnet.models import create_model
-
     torch.manual_seed(0)
     model = create_model("hardnet")
     a, b = texture(seed=7), texture(seed=8)
@@ -276,9 +321,9 @@ def test_describe_images_equals_describing_each_image(tmp_path):
     cv2.imwrite(str(path), b)
     given = np.array([[50.0, 60.0, 4.0, 10.0], [150.0, 100.0, 2.5, -1.0]], np.float32)
     timings: dict[str, float] = {}
-    together = descnet.features.description.describe_images([a, path, a], [None, None, given], model=model,
-                                                   max_keypoints=150, timings=timings)
-    alone = [describe(a, model=model, max_keypoints=150), describe(path, model=model, max_keypoints=150),
+    options = KeypointOptions(max_keypoints=150)
+    together = describe_images([a, path, a], [None, None, given], model=model, options=options, timings=timings)
+    alone = [describe(a, model=model, options=options), describe(path, model=model, options=options),
              describe(a, given, model=model)]
     assert [len(f) for f in together] == [150, 150, 2]
     for t, s in zip(together, alone):
@@ -288,9 +333,9 @@ def test_describe_images_equals_describing_each_image(tmp_path):
     assert together[1].info["image"] == str(path) and together[2].info["detector"] == "given"
     assert set(timings) == {"detect", "extract", "describe"}
     with pytest.raises(ValueError, match="one entry per image"):
-        descnet.features.description.describe_images([a, b], [None], model=model)
+        describe_images([a, b], [None], model=model)
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "missing.png"))):
-        descnet.features.description.describe_images([a, tmp_path / "missing.png"], model=model)
+        describe_images([a, tmp_path / "missing.png"], model=model)
 
 
 def test_describe_blank_image_gives_no_keypoints():
@@ -309,7 +354,7 @@ def test_describe_is_the_function_even_after_importing_the_module():
 # ---------------------------------------------------------------- features file and CLI
 
 def test_features_file_round_trips(tmp_path):
-    feats = describe(texture(seed=7), model="pixels", max_keypoints=20)
+    feats = describe(texture(seed=7), model="pixels", options=KeypointOptions(max_keypoints=20))
     feats2 = Features(np.zeros((0, 4), np.float32), np.zeros((0, 8), np.float32), np.zeros(0, np.float32),
                       np.zeros((0, 2, 3), np.float32), (5, 6), {"image": "b.png", "mr_size": None})
     write_features(tmp_path / "f.h5", {"a.png": feats, "b.png": feats2})

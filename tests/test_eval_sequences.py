@@ -12,7 +12,7 @@ from descnet.cli.main import main
 from descnet.data.sequences import ImageSequences, write_sequence
 from descnet.eval.sequences import (CORRECT_THRESHOLDS, MMA_THRESHOLDS, PairResult, benchmark_sequences, corner_error,
                                     correct_matches, evaluate_sequences, format_summary, label_models,
-                                    matching_accuracy, model_label, pair_rows, plot_mma, reprojection_errors,
+                                    matching_accuracy, table_label, pair_rows, plot_mma, reprojection_errors,
                                     summarize)
 from descnet.features.options import KeypointOptions, MatchOptions
 
@@ -130,7 +130,7 @@ def test_correct_matches_in_table_and_json_rows():
 
 def test_evaluate_sequences_on_exact_synthetic_sequences(sequence_root, tmp_path):
     sequences = ImageSequences(sequence_root)
-    models = {model_label("opencv-sift"): "opencv-sift", "pixels": "pixels"}
+    models = {table_label("opencv-sift"): "opencv-sift", "pixels": "pixels"}
     results = evaluate_sequences(sequences, models, keypoint_options=KeypointOptions(max_keypoints=300))
     assert list(results) == ["SIFT (OpenCV)", "pixels"]
     sift = results["SIFT (OpenCV)"]

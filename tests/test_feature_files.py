@@ -155,7 +155,7 @@ def test_descnet_matches_equal_match_on_the_stored_descriptors(described):
     np.testing.assert_allclose(pm.distances, m.distances, rtol=1e-6)
     assert pm.settings == {"matcher": "mnn", "ratio": None, "geometry": "fundamental", "estimator": "magsac",
                            "threshold": 1.0}
-    assert pm.model is not None and pm.inliers.sum() > 100  # a pure translation: most matches agree with F
+    assert pm.geometry_matrix is not None and pm.inliers.sum() > 100  # a pure translation: most matches agree with F
 
 
 # ---------------------------------------------------------------- hloc's files through descnet's readers
@@ -200,7 +200,7 @@ def test_descnet_reads_hloc_files(tmp_path):
     assert a.image_size == (480, 640)
     pm = read_matches(matches_path, [("db/a.jpg", "db/b.jpg")])[("db/a.jpg", "db/b.jpg")]
     np.testing.assert_array_equal(pm.matches, [[3, 5], [7, 0], [9, 39]])
-    assert pm.model is None and np.isnan(pm.distances).all()
+    assert pm.geometry_matrix is None and np.isnan(pm.distances).all()
     back = read_matches(matches_path, [("db/b.jpg", "db/a.jpg")])[("db/b.jpg", "db/a.jpg")]
     np.testing.assert_array_equal(back.matches, [[0, 7], [5, 3], [39, 9]])
     assert list_match_pairs(matches_path) == [("db-a.jpg", "db-b.jpg")]  # hloc's names lose the "/"

@@ -11,6 +11,7 @@ import torch
 import descnet.features.description
 from descnet.cli.main import main
 from descnet.features.files import list_feature_names, list_match_pairs, read_features, read_matches
+from descnet.features.options import KeypointOptions, MatchOptions
 from descnet.features.pairs import exhaustive_pairs, make_pairs, read_pairs, sequential_pairs, write_pairs
 from descnet.features.pipeline import describe_to_file, image_sources, match_to_file
 
@@ -184,7 +185,7 @@ def test_cli_pairs_from_features_file_and_folder(tmp_path, capsys):
 def test_match_pair_list_adds_pairs_and_skips_those_in_the_file(tmp_path, capsys):
     root = image_folder(tmp_path / "photos", 3)
     feats = tmp_path / "f.h5"
-    describe_to_file(image_sources([root]), feats, model="opencv-rootsift", max_keypoints=200)
+    describe_to_file(image_sources([root]), feats, model="opencv-rootsift", options=KeypointOptions(max_keypoints=200))
     write_pairs(tmp_path / "p1.txt", [("im00.png", "im01.png")])
     out = tmp_path / "m.h5"
     assert main(["match", "--features", str(feats), "--pairs", str(tmp_path / "p1.txt"), "--out", str(out),
@@ -192,11 +193,12 @@ def test_match_pair_list_adds_pairs_and_skips_those_in_the_file(tmp_path, capsys
     assert re.search(r"matched 1 pair\(s\) in [\d.]+ s \([\d.]+ pairs/s\)", capsys.readouterr().out)
     assert list_match_pairs(out) == [("im00.png", "im01.png")]
     write_pairs(tmp_path / "all.txt", exhaustive_pairs(["im00.png", "im01.png", "im02.png"]))
-    report = match_to_file(feats, read_pairs(tmp_path / "all.txt"), out, method="smnn", ratio=0.9)
+    report = match_to_file(feats, read_pairs(tmp_path / "all.txt"), out,
+                           options=MatchOptions("smnn", 0.9, "fundamental"))
     assert report.skipped == [("im00.png", "im01.png")] and len(report.matched) == 2
     assert sorted(read_matches(out)) == [("im00.png", "im01.png"), ("im00.png", "im02.png"), ("im01.png", "im02.png")]
     with pytest.raises(ValueError, match=r"holds matches made with other settings: ratio 0.9 \(this run: 0.8\)"):
-        match_to_file(feats, read_pairs(tmp_path / "all.txt"), out, method="smnn", ratio=0.8)
+        match_to_file(feats, read_pairs(tmp_path / "all.txt"), out, options=MatchOptions("smnn", 0.8, "fundamental"))
     write_pairs(tmp_path / "unknown.txt", [("im00.png", "nope.png")])
     assert main(["match", "--features", str(feats), "--pairs", str(tmp_path / "unknown.txt"), "--out",
                  str(tmp_path / "u.h5")]) == 2

@@ -11,6 +11,7 @@ import pytest
 from descnet.cli.main import main
 from descnet.features.files import read_features, read_matches, write_matches
 from descnet.features.matching import draw_matches, match, match_pair, verify
+from descnet.features.options import KeypointOptions, MatchOptions
 from tests.conftest import fail_at_rename, shared_file
 
 
@@ -67,7 +68,7 @@ def test_matchers_agree_with_brute_force(method, ratio, n1, n2):
 def test_match_bad_and_empty_input():
     with pytest.raises(ValueError, match=r"descriptor sizes differ: desc1 is \(3, 8\), desc2 is \(4, 16\)"):
         match(np.ones((3, 8)), np.ones((4, 16)))
-    with pytest.raises(ValueError, match="unknown matcher 'knn'"):
+    with pytest.raises(ValueError, match="matcher 'knn': unknown"):
         match(np.ones((3, 8)), np.ones((4, 8)), "knn")
     with pytest.raises(ValueError, match="ratio applies"):
         match(np.ones((3, 8)), np.ones((4, 8)), "mnn", 0.8)
@@ -86,10 +87,10 @@ def test_verify_homography_recovers_the_model_and_flags_outliers():
     outliers = np.arange(200) % 4 == 0
     p2[outliers] = rng.uniform(0, 400, size=(outliers.sum(), 2))
     v = verify(p1, p2, "homography")
-    assert corner_error(v.model, HOMOGRAPHY, 400, 400) < 1.0
+    assert corner_error(v.geometry_matrix, HOMOGRAPHY, 400, 400) < 1.0
     np.testing.assert_array_equal(v.inliers, ~outliers)
     few = verify(p1[:3], p2[:3])
-    assert few.model is None and not few.inliers.any()
+    assert few.geometry_matrix is None and not few.inliers.any()
 
 
 def test_verify_fundamental_matrix_satisfies_the_epipolar_constraint():
@@ -105,11 +106,11 @@ def test_verify_fundamental_matrix_satisfies_the_epipolar_constraint():
     p2[:30] += rng.uniform(20, 60, size=(30, 2))  # outliers
     v = verify(p1, p2, "fundamental", threshold=1.0)
     h1, h2 = np.column_stack([p1, np.ones(150)]), np.column_stack([p2, np.ones(150)])
-    lines = h1 @ v.model.T  # epipolar lines in image 2
+    lines = h1 @ v.geometry_matrix.T  # epipolar lines in image 2
     dist = np.abs((h2 * lines).sum(1)) / np.linalg.norm(lines[:, :2], axis=1)
     assert np.all(dist[30:] < 1.0)
     assert v.inliers[30:].mean() > 0.95 and v.inliers[:30].mean() < 0.2
-    with pytest.raises(ValueError, match="unknown estimator"):
+    with pytest.raises(ValueError, match="estimator 'best': unknown"):
         verify(p1, p2, estimator="best")
 
 
@@ -124,10 +125,11 @@ def test_sift_keypoints_and_rootsift_give_the_true_homography(shared_data, seque
     img2 = shared_file(shared_data, f"{sequence}/{second}")
     truth = np.loadtxt(shared_file(shared_data, f"{sequence}/{hfile}"))
     timings: dict[str, float] = {}
-    result = match_pair(img1, img2, model="opencv-rootsift", max_keypoints=1500, timings=timings)
+    result = match_pair(img1, img2, model="opencv-rootsift", keypoint_options=KeypointOptions(max_keypoints=1500),
+                        timings=timings)
     h, w = result.features1.image_size
-    assert result.model is not None and result.inliers.sum() > 100
-    assert corner_error(result.model, truth, w, h) < 5.0
+    assert result.geometry_matrix is not None and result.inliers.sum() > 100
+    assert corner_error(result.geometry_matrix, truth, w, h) < 5.0
     assert set(timings) == {"load_model", "detect", "extract", "describe", "match", "verify"}
 
 
@@ -136,8 +138,9 @@ def test_tfeat_on_graf_gives_the_true_homography(shared_data):
     img1 = shared_file(shared_data, "oxford-affine/graf/img1.png")
     img2 = shared_file(shared_data, "oxford-affine/graf/img2.png")
     truth = np.loadtxt(shared_file(shared_data, "oxford-affine/graf/H1to2p"))
-    result = match_pair(img1, img2, model=f"tfeat:{weights}", max_keypoints=1000, method="snn")
-    assert corner_error(result.model, truth, 800, 640) < 5.0
+    result = match_pair(img1, img2, model=f"tfeat:{weights}", keypoint_options=KeypointOptions(max_keypoints=1000),
+                        match_options=MatchOptions("snn"))
+    assert corner_error(result.geometry_matrix, truth, 800, 640) < 5.0
     assert result.features1.info["model"] == "tfeat-liberty"
 
 
@@ -153,11 +156,11 @@ def synthetic_pair(tmp_path):
 
 def test_matches_file_round_trips(tmp_path):
     a, b = synthetic_pair(tmp_path)
-    result = match_pair(a, b, model="opencv-sift", method="smnn")
-    assert result.model is not None and result.num_keypoints == (len(result.features1), len(result.features2))
+    result = match_pair(a, b, model="opencv-sift", match_options=MatchOptions("smnn"))
+    assert result.geometry_matrix is not None and result.num_keypoints == (len(result.features1), len(result.features2))
     write_matches(tmp_path / "m.h5", {("a.png", "b.png"): result})
     back = read_matches(tmp_path / "m.h5")[("a.png", "b.png")]
-    for key in ("matches", "distances", "inliers", "model"):
+    for key in ("matches", "distances", "inliers", "geometry_matrix"):
         np.testing.assert_array_equal(getattr(back, key), getattr(result, key))
     assert back.settings == result.settings and back.settings["ratio"] == 0.95
     assert back.num_keypoints == result.num_keypoints and back.features1 is None
@@ -168,12 +171,12 @@ def test_matches_file_round_trips(tmp_path):
     order = np.argsort(result.matches[:, 1], kind="stable")
     np.testing.assert_array_equal(swapped.matches, result.matches[order][:, ::-1])
     np.testing.assert_array_equal(swapped.inliers, result.inliers[order])
-    np.testing.assert_allclose(swapped.model @ result.model, np.eye(3), atol=1e-9)
+    np.testing.assert_allclose(swapped.geometry_matrix @ result.geometry_matrix, np.eye(3), atol=1e-9)
     none = type(result)(result.matches[:0], result.distances[:0], result.inliers[:0], None, {"ratio": None},
                         num_keypoints=(5, 7))
     write_matches(tmp_path / "n.h5", {("a.png", "b.png"): none})
     back = read_matches(tmp_path / "n.h5")[("a.png", "b.png")]
-    assert back.model is None and back.settings["ratio"] is None and back.matches.shape == (0, 2)
+    assert back.geometry_matrix is None and back.settings["ratio"] is None and back.matches.shape == (0, 2)
     assert back.num_keypoints == (5, 7)
 
 
@@ -228,7 +231,7 @@ def test_cli_match_writes_four_files(tmp_path, capsys):
     assert summary["weights"] == "hand-crafted" and summary["caption"].startswith("pixels (hand-crafted) |")
     assert {"load_model", "detect", "extract", "describe", "match", "verify", "total"} <= set(summary["seconds"])
     result = read_matches(out / "matches.h5")[("a.png", "b.png")]
-    assert corner_error(result.model, HOMOGRAPHY, 320, 240) < 2.0
+    assert corner_error(result.geometry_matrix, HOMOGRAPHY, 320, 240) < 2.0
     assert int(result.inliers.sum()) == summary["inliers"]
     feats = read_features(out / "features.h5")
     assert list(feats) == ["a.png", "b.png"] and len(feats["a.png"]) == 300
@@ -271,7 +274,7 @@ def test_cli_match_failing_at_any_rename_leaves_the_old_or_the_new_four_files(tm
     ("blank", r"b.png: no keypoints to match \(the sift detector found none\)"),
     ("columns", r"k.txt, line 2: expected 4 columns"),
     ("outside", r"k.txt: 1 of 2 keypoints lie outside the 320x240 image"),
-    ("ratio", r"--ratio applies to --matcher snn or smnn"),
+    ("ratio", r"--ratio applies to the snn and smnn matchers, not mnn"),
     ("model", r"model SPEC 'nonsense'"),
 ])
 def test_cli_match_bad_input_fails_cleanly_and_keeps_old_results(tmp_path, capsys, case, message):

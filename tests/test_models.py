@@ -7,8 +7,8 @@ import pytest
 import torch
 from kornia import feature as KF
 
-from descnet.models import (L2Net, WeightsError, create_model, list_models, load_weights, resolve_model,
-                            spec_label)
+from descnet.models import (L2Net, WeightsError, create_model, list_models, load_weights, model_label,
+                            resolve_model)
 from tests.conftest import shared_file
 
 LEARNED = ["hardnet", "hardnet-csa", "hardnet-sa", "tfeat", "sosnet", "hynet", "kornia-hardnet"]
@@ -161,9 +161,20 @@ def test_resolve_model_specs(tmp_path):
         resolve_model("no-such-model")
     with pytest.raises(WeightsError, match="best.pt"):
         resolve_model(str(tmp_path))
-    assert spec_label("tfeat:w/tfeat-liberty.params") == "tfeat-liberty"
-    assert spec_label("hardnet:random") == "hardnet-random"
-    assert spec_label("descnet-hardnet") == "descnet-hardnet"
+    assert model_label("tfeat:w/tfeat-liberty.params") == "tfeat-liberty"
+    assert model_label("hardnet:random") == "hardnet-random"
+    assert model_label("descnet-hardnet") == "descnet-hardnet"
+
+
+def test_model_label_names_a_spec_and_the_module_resolved_from_it_alike():
+    """One label function for SPECs and modules: tables, file names and feature files agree."""
+    for spec in ("hardnet:random", "opencv-sift", "pixels"):
+        assert model_label(resolve_model(spec)) == model_label(spec) == spec.replace(":", "-")
+    assert model_label("runs/csa/best.pt") == "csa-best" and model_label("runs/csa/") == "csa"
+    assert model_label(create_model("tfeat")) == "tfeat"  # not resolved from a SPEC: its registry name
+    assert model_label(torch.nn.Linear(2, 2)) == "Linear"
+    pixels = create_model("pixels")
+    assert resolve_model(pixels) is pixels  # a module is taken as it is
 
 
 def test_an_untrained_registry_model_is_the_same_network_every_time_and_leaves_the_rng_alone():

@@ -215,5 +215,5 @@ def test_the_default_model_is_used_when_none_is_given(shared_data):
     import descnet
 
     image = shared_file(shared_data, "oxford-affine/graf/img1.png")
-    features = descnet.describe(image, max_keypoints=50)
+    features = descnet.describe(image, options=descnet.KeypointOptions(max_keypoints=50))
     assert features.info["model"] == DEFAULT_MODEL and features.descriptors.shape == (50, 128)

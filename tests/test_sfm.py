@@ -18,6 +18,7 @@ pycolmap = pytest.importorskip("pycolmap", reason="pycolmap is not installed (pi
 from descnet.cli.main import main  # noqa: E402
 from descnet.colmap import create_database, first_at_position, merge_repeated_positions, reconstruct  # noqa: E402
 from descnet.features.files import PairMatches, read_features, write_matches  # noqa: E402
+from descnet.features.options import KeypointOptions, MatchOptions  # noqa: E402
 from descnet.features.pairs import exhaustive_pairs  # noqa: E402
 from descnet.features.pipeline import describe_to_file, image_sources, match_to_file  # noqa: E402
 
@@ -84,9 +85,9 @@ def box(tmp_path_factory):
     root = tmp_path_factory.mktemp("box")
     centres = render_box(root / "images")
     images = image_sources([root / "images"])
-    describe_to_file(images, root / "features.h5", model="opencv-rootsift", max_keypoints=1500)
-    match_to_file(root / "features.h5", exhaustive_pairs(list(images)), root / "matches.h5", method="smnn",
-                  ratio=0.8)
+    describe_to_file(images, root / "features.h5", model="opencv-rootsift", options=KeypointOptions(max_keypoints=1500))
+    match_to_file(root / "features.h5", exhaustive_pairs(list(images)), root / "matches.h5",
+                  options=MatchOptions("smnn", 0.8, "fundamental"))
     return root, centres
 
 

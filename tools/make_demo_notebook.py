@@ -172,8 +172,8 @@ truth = seq.homographies[6]
 
 
 def match_images(net):
-    f1 = descnet.describe(image1, model=net, max_keypoints=500)
-    f2 = descnet.describe(image2, model=net, max_keypoints=500)
+    f1 = descnet.describe(image1, model=net, options=descnet.KeypointOptions(max_keypoints=500))
+    f2 = descnet.describe(image2, model=net, options=descnet.KeypointOptions(max_keypoints=500))
     m = descnet.match(f1.descriptors, f2.descriptors)  # (M, 2) indices, mnn
     p1, p2 = f1.keypoints[m.indices[:, 0], :2], f2.keypoints[m.indices[:, 1], :2]
     v = verify(p1, p2, "homography")

@@ -1,4 +1,6 @@
-"""Conventions shared by the verbs: what ``--out`` means, ``--quiet``.
+"""Conventions shared by the verbs: what ``--out`` means, ``--quiet``, and the model, keypoint and matching
+arguments (built into :class:`~descnet.features.options.KeypointOptions` and
+:class:`~descnet.features.options.MatchOptions`, which check them; their choices are the library's constants).
 
 **--out**: a verb that writes one file takes ``--out FILE`` (``describe``, ``pairs``, ``match --pairs``,
 ``export``); a verb that writes several takes ``--out DIR`` and writes fixed names inside it (``match IMAGE1
@@ -10,9 +12,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from descnet.features.options import (DETECTOR_NAMES, ESTIMATOR_NAMES, GEOMETRIES, MATCHERS, KeypointOptions,
+                                      MatchOptions)
 from descnet.io import check_output_parents
+from descnet.models.pretrained import DEFAULT_MODEL
 
-__all__ = ["output_file", "output_dir", "add_quiet"]
+__all__ = ["output_file", "output_dir", "add_quiet", "add_model_arguments", "add_keypoint_arguments",
+           "keypoint_options", "add_match_arguments", "match_options"]
 
 
 def output_file(path: str, example: str, option: str = "--out") -> Path:
@@ -37,3 +43,70 @@ def output_dir(path: str, option: str = "--out") -> Path:
 def add_quiet(parser: argparse.ArgumentParser) -> None:
     """``--quiet``: no progress bars or per-item lines (the summary is still printed)."""
     parser.add_argument("--quiet", action="store_true", help="no progress bars or per-item lines")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model SPEC`` (one model) and ``--device``."""
+    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="SPEC",
+                        help=f"trained model name (default: {DEFAULT_MODEL}, descnet's shipped weights; "
+                             "`descnet models` lists them), NAME:WEIGHTS, checkpoint, run dir, NAME:random "
+                             "(untrained), "
+                             "or opencv-sift / opencv-rootsift (OpenCV's own SIFT descriptor on the same keypoints)")
+    parser.add_argument("--device", default="cpu", help="torch device for the model (default: cpu)")
+
+
+def add_keypoint_arguments(parser: argparse.ArgumentParser, max_keypoints: int = 2000) -> None:
+    """``--detector``, ``--max-keypoints``, ``--mr-size``: read by :func:`keypoint_options`."""
+    parser.add_argument("--detector", default="sift", type=str.lower, choices=DETECTOR_NAMES,
+                        help="OpenCV detector: sift (default), orb, and akaze/kaze/brisk where OpenCV has them")
+    parser.add_argument("--max-keypoints", type=int, default=max_keypoints, metavar="N",
+                        help=f"keep the N strongest detections (default: {max_keypoints}; 0 = all)")
+    parser.add_argument("--mr-size", type=float, default=None, metavar="X",
+                        help="region half-side per unit of keypoint size (kornia LAF scale = X * size; "
+                             "default: 6 for sift, 0.5 for orb)")
+
+
+def keypoint_options(args: argparse.Namespace) -> KeypointOptions:
+    """The :class:`KeypointOptions` of :func:`add_keypoint_arguments` (``--max-keypoints 0``: all); errors name
+    the argument."""
+    try:
+        return KeypointOptions(args.detector, args.max_keypoints or None, args.mr_size)
+    except ValueError as err:
+        raise _naming_argument(err) from None
+
+
+def add_match_arguments(parser: argparse.ArgumentParser, matcher: str = "mnn", ratio: float | None = None,
+                        geometry: str | None = "homography") -> None:
+    """``--matcher``, ``--ratio``, ``--geometry``, ``--estimator``, ``--threshold``: read by :func:`match_options`.
+
+    ``geometry=None``: the verb picks the default (``match``: homography for two images, fundamental for a pair
+    list).
+    """
+    parser.add_argument("--matcher", choices=MATCHERS, default=matcher,
+                        help=f"mnn: mutual nearest neighbours, snn: ratio test, smnn: both (default: {matcher})")
+    parser.add_argument("--ratio", type=float, default=ratio,
+                        help="ratio-test threshold for snn/smnn (default: "
+                             + (f"{ratio})" if ratio is not None else "0.8 snn, 0.95 smnn)"))
+    parser.add_argument("--geometry", choices=tuple(GEOMETRIES), default=geometry,
+                        help="geometry matrix fitted to the matches (default: "
+                             + (f"{geometry})" if geometry else "homography for two images, fundamental for --pairs)"))
+    parser.add_argument("--estimator", choices=ESTIMATOR_NAMES, default="magsac",
+                        help="OpenCV robust estimator (default: magsac = cv2.USAC_MAGSAC)")
+    parser.add_argument("--threshold", type=float, default=None, metavar="PX",
+                        help="inlier threshold in pixels (default: 3 for homography, 1 for fundamental)")
+
+
+def match_options(args: argparse.Namespace, geometry: str | None = None) -> MatchOptions:
+    """The :class:`MatchOptions` of :func:`add_match_arguments` (``geometry``: used when ``--geometry`` is not
+    given); errors name the argument."""
+    try:
+        return MatchOptions(args.matcher, args.ratio, args.geometry or geometry, args.estimator, args.threshold)
+    except ValueError as err:
+        raise _naming_argument(err) from None
+
+
+def _naming_argument(err: ValueError) -> ValueError:
+    """An option object's error (``max_keypoints must be ...``) naming the argument
+    (``--max-keypoints must be ...``)."""
+    field, _, rest = str(err).partition(" ")
+    return ValueError(f"--{field.replace('_', '-')} {rest}")

@@ -26,27 +26,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from descnet.models.pretrained import DEFAULT_MODEL
-
-
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``describe`` and ``match``: model, detector, region size, device."""
-    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="SPEC",
-                        help=f"trained model name (default: {DEFAULT_MODEL}, descnet's shipped weights; "
-                             "`descnet models` lists them), NAME:WEIGHTS, checkpoint, run dir, NAME:random (untrained), "
-                             "or opencv-sift / opencv-rootsift (OpenCV's own SIFT descriptor on the same keypoints)")
-    parser.add_argument("--detector", default="sift",
-                        help="OpenCV detector: sift (default), orb, and akaze/kaze/brisk where OpenCV has them")
-    parser.add_argument("--max-keypoints", type=int, default=2000, metavar="N",
-                        help="keep the N strongest detections (default: 2000; 0 = all)")
-    parser.add_argument("--mr-size", type=float, default=None, metavar="X",
-                        help="region half-side per unit of keypoint size (kornia LAF scale = X * size; "
-                             "default: 6 for sift, 0.5 for orb)")
-    parser.add_argument("--device", default="cpu", help="torch device for the model (default: cpu)")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from descnet.cli.common import add_quiet
+    from descnet.cli.common import add_keypoint_arguments, add_model_arguments, add_quiet
 
     parser.add_argument("images", nargs="+", metavar="IMAGE",
                         help="image files (grey or RGB, 8 or 16 bit), or one folder: every image under it")
@@ -58,39 +40,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="FEATURES.h5",
                         help="HDF5 features file to add to (created if absent)")
     parser.add_argument("--overwrite", action="store_true", help="start a new --out file instead of adding to it")
-    add_common_arguments(parser)
+    add_model_arguments(parser)
+    add_keypoint_arguments(parser)
     add_quiet(parser)
-
-
-def check_common(args: argparse.Namespace) -> None:
-    """Validate the shared options early, naming the argument."""
-    from descnet.features.keypoints import DETECTORS
-
-    if args.detector.lower() not in DETECTORS:
-        raise ValueError(f"--detector {args.detector}: unknown; choose one of: {', '.join(DETECTORS)}")
-    if args.max_keypoints < 0:
-        raise ValueError(f"--max-keypoints must be >= 0 (0 = all), got {args.max_keypoints}")
-    if args.mr_size is not None and args.mr_size <= 0:
-        raise ValueError(f"--mr-size must be positive, got {args.mr_size}")
-
-
-def load_model(spec: str):
-    """An ``nn.Module`` for a SPEC, or the OpenCV baseline name unchanged."""
-    from descnet.features.options import OPENCV_DESCRIPTORS
-    from descnet.models import resolve_model
-
-    return spec if spec in OPENCV_DESCRIPTORS else resolve_model(spec)
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
+    from descnet.cli.common import keypoint_options, output_file
     from descnet.features.inference import check_device
-    from descnet.cli.common import output_file
     from descnet.features.pipeline import describe_to_file, image_sources
 
     check_device(args.device, "--device")
-    check_common(args)
+    options = keypoint_options(args)
     out = output_file(args.out, "features.h5")
     images = image_sources(args.images, args.image_list)
     keypoints = None
@@ -101,8 +64,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--keypoints: give one file per image ({len(args.images)} images, "
                              f"{len(args.keypoints)} keypoint files)")
         keypoints = dict(zip(images, args.keypoints))
-    report = describe_to_file(images, out, model=args.model, keypoints=keypoints,
-                              detector=args.detector, max_keypoints=args.max_keypoints or None, mr_size=args.mr_size,
+    report = describe_to_file(images, out, model=args.model, keypoints=keypoints, options=options,
                               device=args.device, overwrite=args.overwrite, progress=not args.quiet,
                               log=None if args.quiet else tqdm.write)
     if report.skipped:

@@ -1,19 +1,19 @@
 """Match images: two images for a quick look, or every pair of a pair list from a features file.
 
 Two images (descnet match IMAGE1 IMAGE2 --out DIR): describe their keypoints, match the descriptors,
-verify with a robust geometric model, and write into DIR:
-  features.h5   both images' keypoints and descriptors   } hloc's layouts (descnet.features.files);
-  matches.h5    the pair's matches, inliers and model     } hloc and `descnet reconstruct` read them
+verify them with a robustly fitted geometry matrix, and write into DIR:
+  features.h5   both images' keypoints and descriptors    } hloc's layouts (descnet.features.files);
+  matches.h5    the pair's matches, inliers and matrix     } hloc and `descnet reconstruct` read them
   matches.png   the two images side by side, inlier matches drawn (at most --max-lines, thin lines), the
                 caption naming the model, whether it is trained, and the counts
-  summary.json  keypoints, matches, inliers, the estimated model and the seconds spent per stage
+  summary.json  keypoints, matches, inliers, the estimated matrix and the seconds spent per stage
 
 A pair list (descnet match --features FEATURES.h5 --pairs PAIRS.txt --out MATCHES.h5): match every listed
 pair with the descriptors of the features file, in one pass, adding to MATCHES.h5 (pairs already in it are
 skipped, so an interrupted run resumes; same settings required, or --overwrite). `descnet pairs` makes
 exhaustive or sequential lists; any file of 'name0 name1' lines (hloc's) works.
 
-The geometric model is a homography (planar scenes, rotations: the default for two images) or a fundamental
+The geometry matrix is a homography (planar scenes, rotations: the default for two images) or a fundamental
 matrix (general 3D scenes: the default for pair lists), fitted by OpenCV's findHomography / findFundamentalMat
 with MAGSAC by default.
 
@@ -27,12 +27,9 @@ from __future__ import annotations
 
 import argparse
 
-from descnet.cli.describe import add_common_arguments
-from descnet.features.options import ESTIMATOR_NAMES, GEOMETRIES, MATCHERS
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from descnet.cli.common import add_quiet
+    from descnet.cli.common import add_keypoint_arguments, add_match_arguments, add_model_arguments, add_quiet
 
     parser.add_argument("images", nargs="*", metavar="IMAGE", help="the two images to match (grey or RGB, 8 or 16 bit)")
     parser.add_argument("--features", metavar="FEATURES.h5", help="match the pairs of --pairs from this features file")
@@ -44,18 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keypoint files ('x y size angle' rows) for IMAGE1 and IMAGE2 instead of detecting")
     parser.add_argument("--keypoints1", help=argparse.SUPPRESS)  # before 0.2: one option per image
     parser.add_argument("--keypoints2", help=argparse.SUPPRESS)
-    add_common_arguments(parser)
-    parser.add_argument("--matcher", choices=MATCHERS, default="mnn",
-                        help="mutual nearest neighbours (default), ratio test, or both")
-    parser.add_argument("--ratio", type=float, default=None,
-                        help="ratio-test threshold for snn/smnn (default: 0.8 snn, 0.95 smnn)")
-    parser.add_argument("--geometry", choices=tuple(GEOMETRIES), default=None,
-                        help="model fitted to the matches (default: homography for two images, fundamental "
-                             "for --pairs)")
-    parser.add_argument("--estimator", choices=ESTIMATOR_NAMES, default="magsac",
-                        help="OpenCV robust estimator (default: magsac = cv2.USAC_MAGSAC)")
-    parser.add_argument("--threshold", type=float, default=None, metavar="PX",
-                        help="inlier threshold in pixels (default: 3 for homography, 1 for fundamental)")
+    add_model_arguments(parser)
+    add_keypoint_arguments(parser)
+    add_match_arguments(parser, geometry=None)
     parser.add_argument("--draw-outliers", action="store_true", help="also draw rejected matches (in red)")
     parser.add_argument("--max-lines", type=int, default=300, metavar="N",
                         help="draw at most N matches, a random subset when there are more (default: 300; 0 = all)")
@@ -64,23 +52,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from descnet.cli.common import keypoint_options, match_options
     from descnet.features.inference import check_device
-    from descnet.cli.describe import check_common
 
     check_device(args.device, "--device")
-    check_common(args)
-    if args.ratio is not None and args.matcher == "mnn":
-        raise ValueError("--ratio applies to --matcher snn or smnn, not mnn")
-    if args.threshold is not None and args.threshold <= 0:
-        raise ValueError(f"--threshold must be positive, got {args.threshold}")
+    keypoints = keypoint_options(args)
+    pair_list = bool(args.features or args.pairs)
+    matching = match_options(args, "fundamental" if pair_list else "homography")
     if args.max_lines < 0:
         raise ValueError(f"--max-lines must be >= 0 (0 = all), got {args.max_lines}")
-    if args.features or args.pairs:
-        return _run_pairs(args)
-    return _run_two(args)
+    if pair_list:
+        return _run_pairs(args, matching)
+    return _run_two(args, keypoints, matching)
 
 
-def _run_pairs(args: argparse.Namespace) -> int:
+def _run_pairs(args: argparse.Namespace, options) -> int:
     from descnet.cli.common import output_file
     from descnet.features.pairs import read_pairs
     from descnet.features.pipeline import match_to_file
@@ -93,19 +79,18 @@ def _run_pairs(args: argparse.Namespace) -> int:
     if args.keypoints or args.keypoints1 or args.keypoints2:
         raise ValueError("--keypoints: a pair list uses the keypoints of the features file")
     out = output_file(args.out, "matches.h5")
-    report = match_to_file(args.features, read_pairs(args.pairs), out, method=args.matcher, ratio=args.ratio,
-                           geometry=args.geometry or "fundamental", estimator=args.estimator,
-                           threshold=args.threshold, overwrite=args.overwrite, progress=not args.quiet)
+    report = match_to_file(args.features, read_pairs(args.pairs), out, options=options, overwrite=args.overwrite,
+                           progress=not args.quiet)
     if report.skipped:
         print(f"skipped {len(report.skipped)} pair(s) already in {out}")
     print(f"matched {len(report.matched)} pair(s) in {report.seconds:.1f} s ({report.pairs_per_second:.1f} pairs/s): "
           f"{report.mean_matches:.0f} matches, {report.mean_inliers:.0f} inliers per pair "
-          f"({args.geometry or 'fundamental'}, {args.estimator})")
+          f"({options.geometry}, {options.estimator})")
     print(f"wrote {out}" if report.matched else f"{out} already held every pair; nothing to do")
     return 0
 
 
-def _run_two(args: argparse.Namespace) -> int:
+def _run_two(args: argparse.Namespace, keypoint_options, match_options) -> int:
     from descnet.cli.common import output_dir
     from descnet.features.pipeline import match_pair_to_dir
 
@@ -115,11 +100,10 @@ def _run_two(args: argparse.Namespace) -> int:
         raise ValueError("--keypoints FILE1 FILE2 replaces --keypoints1/--keypoints2: give one or the other")
     keypoints1, keypoints2 = args.keypoints or (args.keypoints1, args.keypoints2)
     out = output_dir(args.out)
-    summary = match_pair_to_dir(
-        args.images[0], args.images[1], out, model=args.model, keypoints1=keypoints1, keypoints2=keypoints2,
-        detector=args.detector, max_keypoints=args.max_keypoints or None, mr_size=args.mr_size, method=args.matcher,
-        ratio=args.ratio, geometry=args.geometry or "homography", estimator=args.estimator, threshold=args.threshold,
-        device=args.device, draw_outliers=args.draw_outliers, max_lines=args.max_lines or None)
+    summary = match_pair_to_dir(args.images[0], args.images[1], out, model=args.model, keypoints1=keypoints1,
+                                keypoints2=keypoints2, keypoint_options=keypoint_options,
+                                match_options=match_options, device=args.device, draw_outliers=args.draw_outliers,
+                                max_lines=args.max_lines or None)
     seconds = ", ".join(f"{k} {v:.2f}" for k, v in summary["seconds"].items())
     files = ", ".join(str(out / name) for name in ("features.h5", "matches.h5", "matches.png", "summary.json"))
     print(f"{summary['caption']}\nseconds: {seconds}\nwrote {files}")

@@ -17,7 +17,7 @@ _LAZY = {
     "write_phototour": "descnet.data.phototour",
     "download_dataset": "descnet.data.download",
     "HPatches": "descnet.data.hpatches",
-    **dict.fromkeys(("ImageSequences", "Sequence", "load_sequence", "read_homography"), "descnet.data.sequences"),
+    **dict.fromkeys(("ImageSequences", "ImageSequence", "read_sequence", "read_homography"), "descnet.data.sequences"),
     **dict.fromkeys(("SynthOptions", "synthetic_sequence", "write_synthetic_sequences"), "descnet.data.synth"),
     **dict.fromkeys(("PatchifyOptions", "PatchDatasetOptions", "BrownOptions", "Jitter", "sequence_patches",
                      "write_patch_dataset"), "descnet.data.patchify"),

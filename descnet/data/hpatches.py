@@ -83,34 +83,27 @@ def _rows_from_size(path: Path, width: int, height: int) -> int:
 
 def read_patch_stack(path: str | os.PathLike) -> np.ndarray:
     """Read one ``<type>.png`` stack: uint8 ``(N, 65, 65)``, patch i = rows ``65i .. 65i+64``."""
-    import cv2
+    from descnet.data.images import read_image
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such patch stack")
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise ValueError(f"{path}: cannot decode the PNG (truncated or not an image)")
+    image = read_image(path, gray=True)
+    if image.dtype != np.uint8:
+        raise ValueError(f"{path}: an HPatches patch stack has 8-bit pixels, got {image.dtype}")
     n = _rows_from_size(path, image.shape[1], image.shape[0])
     return np.ascontiguousarray(image.reshape(n, PATCH_SIZE, PATCH_SIZE))
 
 
 def write_patch_stack(path: str | os.PathLike, patches: np.ndarray) -> Path:
     """Write uint8 ``(N, 65, 65)`` patches as an HPatches PNG stack (the inverse of :func:`read_patch_stack`)."""
-    import cv2
-
-    from descnet.io import atomic_path
+    from descnet.data.images import write_image
 
     patches = np.asarray(patches)
     if patches.dtype != np.uint8 or patches.ndim != 3 or patches.shape[1:] != (PATCH_SIZE, PATCH_SIZE) \
             or len(patches) == 0:
         raise ValueError(f"patches must be uint8 (N, 65, 65) with N > 0, got {patches.dtype} {patches.shape}")
-    ok, png = cv2.imencode(".png", patches.reshape(-1, PATCH_SIZE))  # imwrite cannot: the temp name ends .tmp
-    if not ok:
-        raise OSError(f"{path}: cv2 could not encode the PNG")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(png.tobytes())
-    return Path(path)
+    return write_image(path, patches.reshape(-1, PATCH_SIZE))
 
 
 # ------------------------------------------------------------------------------------------ task files

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_image", "IMAGE_SUFFIXES", "list_images", "read_image_list", "to_gray", "to_uint8"]
+__all__ = ["read_image", "encode_image", "write_image", "IMAGE_SUFFIXES", "list_images", "read_image_list", "to_gray",
+           "to_uint8"]
 
 #: file name endings taken as images when a folder is listed (case-insensitive)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".tif", ".tiff", ".webp")
@@ -45,6 +46,46 @@ def read_image(path: str | os.PathLike, gray: bool | None = None) -> np.ndarray:
     elif gray is False:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     return image
+
+
+def encode_image(image: np.ndarray, extension: str = ".png") -> bytes:
+    """An ``(H, W)`` grey or ``(H, W, 3)`` RGB uint8 / uint16 array -> the bytes of an image file.
+
+    ``extension`` picks the format (``.png``, ``.bmp``, ``.ppm``, ``.jpg`` ... anything OpenCV writes); PPM is
+    colour-only, so a grey image becomes three equal channels (read back as the same grey). Raises
+    ``ValueError`` for another array or a format OpenCV cannot write.
+    """
+    import cv2
+
+    arr = np.asarray(image)
+    if arr.dtype not in (np.uint8, np.uint16) or not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
+        raise ValueError(f"expected a uint8 or uint16 (H, W) grey or (H, W, 3) RGB image, got {arr.dtype} {arr.shape}")
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+    elif extension.lower() == ".ppm":
+        arr = cv2.cvtColor(arr, cv2.COLOR_GRAY2BGR)
+    try:
+        ok, data = cv2.imencode(extension, np.ascontiguousarray(arr))
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise ValueError(f"OpenCV cannot encode {arr.dtype} images as {extension}")
+    return data.tobytes()
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write an image file in the format its suffix names (:func:`encode_image`), atomically: the file is
+    complete or absent, never half-written."""
+    from descnet.io import atomic_path
+
+    path = Path(path)
+    try:
+        data = encode_image(image, path.suffix)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
 
 
 def _jpeg_complete(data: bytes) -> bool:

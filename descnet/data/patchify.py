@@ -46,16 +46,16 @@ import math
 import os
 import zlib
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence as Seq
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from descnet.data.sequences import ImageSequences, Sequence
+from descnet.data.sequences import ImageSequence, ImageSequences
 
 __all__ = ["Jitter", "JITTER_LEVELS", "parse_jitter", "PatchifyOptions", "BrownOptions", "PatchDatasetOptions",
            "Pyramid", "DETECTORS", "detect_regions",
            "merge_overlapping", "circle_overlap", "dominant_orientations", "reference_frames",
-           "frames_inside", "target_frames", "extract_patches", "image_types", "sequence_patches",
+           "frames_inside", "target_frames", "warp_patches", "image_types", "sequence_patches",
            "brown_patches", "balanced_pairs", "write_patch_dataset", "MARKER"]
 
 MARKER = "patchify.json"
@@ -248,7 +248,7 @@ class PatchDatasetOptions:
             raise ValueError(f"--test-fraction must be between 0 and 1 (exclusive), got {self.test_fraction}")
 
 
-def image_types(num_images: int, levels: Seq[str]) -> list[str]:
+def image_types(num_images: int, levels: Sequence[str]) -> list[str]:
     """``['ref', 'e1', ..., 'e5', 'h1', ...]`` for a sequence of ``num_images`` images."""
     return ["ref"] + [f"{level}{k}" for level in levels for k in range(1, num_images)]
 
@@ -325,14 +325,14 @@ def _jacobian_at_centre(maps: np.ndarray) -> np.ndarray:
     return (maps[:, :2, :2] - q[:, :2, None] / q[:, 2, None, None] * maps[:, 2, None, :2]) / q[:, 2, None, None]
 
 
-def extract_patches(pyramid: Pyramid, maps: np.ndarray, size: int = 65) -> np.ndarray:
+def warp_patches(pyramid: Pyramid, maps: np.ndarray, size: int = 65) -> np.ndarray:
     """Anti-aliased patches for frames ``maps`` ``(N, 3, 3)`` -> uint8 ``(N, size, size)``."""
     return np.clip(np.rint(pyramid.sample(maps, size)), 0, 255).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------- detection
 
-def detect_regions(image: np.ndarray, detectors: Seq[str] = ("dog",), pyramid: Pyramid | None = None,
+def detect_regions(image: np.ndarray, detectors: Sequence[str] = ("dog",), pyramid: Pyramid | None = None,
                    min_sigma: float = 0.0) -> np.ndarray:
     """Detections in a grey uint8 image ``(H, W)`` -> float64 ``(N, 4)`` rows ``(x, y, sigma, score)``.
 
@@ -546,7 +546,7 @@ def target_frames(ref: np.ndarray, homographies: Mapping[int, np.ndarray], jitte
 
 # ---------------------------------------------------------------------------------------------- sequences
 
-def _scaled_images(sequence: Sequence, scale: float) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
+def _scaled_images(sequence: ImageSequence, scale: float) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
     """Grey images 1..n resized by ``scale`` and the homographies ``{k: H_1_k}`` between the resized images."""
     import cv2
 
@@ -564,12 +564,12 @@ def _scaled_images(sequence: Sequence, scale: float) -> tuple[list[np.ndarray], 
     return images, homs
 
 
-def sequence_patches(sequence: Sequence, options: PatchifyOptions | None = None, seed: int = 0,
+def sequence_patches(sequence: ImageSequence, options: PatchifyOptions | None = None, seed: int = 0,
                      return_frames: bool = False):
     """The HPatches-style patch arrays of one sequence, in memory.
 
     Args:
-        sequence: a :class:`~descnet.data.sequences.Sequence` (n images, homographies from image 1).
+        sequence: a :class:`~descnet.data.sequences.ImageSequence` (n images, homographies from image 1).
         options: see :class:`PatchifyOptions`.
         seed: jitter is drawn from ``default_rng([seed, crc32(sequence.name)])``: the same sequence gives
             the same patches whatever else is processed.
@@ -623,7 +623,7 @@ def sequence_patches(sequence: Sequence, options: PatchifyOptions | None = None,
         kinds = [t for t in frames if _image_of(t) == k]
         pyr = pyramid if k == 1 or not kinds else Pyramid(images[k - 1])
         for kind in kinds:
-            patches[kind] = extract_patches(pyr, frames[kind], options.patch_size)
+            patches[kind] = warp_patches(pyr, frames[kind], options.patch_size)
     patches = {kind: patches[kind] for kind in order}
     return (patches, {kind: frames[kind] for kind in order}) if return_frames else patches
 
@@ -634,7 +634,7 @@ def _image_of(kind: str) -> int:
 
 
 def brown_patches(patches: Mapping[str, np.ndarray], per_point: int, rng: np.random.Generator,
-                  types: Seq[str] = ("ref", "e", "h")) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  types: Sequence[str] = ("ref", "e", "h")) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Brown-style patches from one sequence's patch arrays: ``per_point`` distinct patches per row.
 
     Args:
@@ -692,7 +692,7 @@ def balanced_pairs(labels: np.ndarray, count: int, rng: np.random.Generator) -> 
     return pairs[rng.permutation(len(pairs))]
 
 
-def _output_name(sequence: Sequence) -> str:
+def _output_name(sequence: ImageSequence) -> str:
     """hpatches-release folder name: the sequence name, with ``v_`` added when it has no ``i_``/``v_`` prefix."""
     return sequence.name if sequence.kind else f"v_{sequence.name}"
 
@@ -818,7 +818,7 @@ def write_patch_dataset(sequences: str | os.PathLike | ImageSequences, out: str 
     return summary
 
 
-def _test_sequence_names(seqs: ImageSequences, names: list[str], test_sequences: Seq[str] | None,
+def _test_sequence_names(seqs: ImageSequences, names: list[str], test_sequences: Sequence[str] | None,
                          test_fraction: float | None, seed: int) -> list[str] | None:
     """Output names of the custom split's test sequences (None: no custom split), checked before any work."""
     if test_fraction is not None:

@@ -86,17 +86,15 @@ def make_mosaic(patches: np.ndarray) -> np.ndarray:
 
 def read_mosaic(path: str | os.PathLike) -> np.ndarray:
     """Read one ``patchesNNNN.bmp`` mosaic: returns its uint8 ``(256, 64, 64)`` patches (empty cells are 0)."""
-    import cv2
+    from descnet.data.images import read_image
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such mosaic")
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise ValueError(f"{path}: cannot decode the BMP mosaic (truncated or not an image)")
-    if image.shape != (MOSAIC_SIZE, MOSAIC_SIZE):
-        raise ValueError(f"{path}: a Brown mosaic is {MOSAIC_SIZE}x{MOSAIC_SIZE} pixels, got "
-                         f"{image.shape[1]}x{image.shape[0]}")
+    image = read_image(path, gray=True)
+    if image.dtype != np.uint8 or image.shape != (MOSAIC_SIZE, MOSAIC_SIZE):
+        raise ValueError(f"{path}: a Brown mosaic is {MOSAIC_SIZE}x{MOSAIC_SIZE} 8-bit pixels, got "
+                         f"{image.shape[1]}x{image.shape[0]} {image.dtype}")
     return split_mosaic(image)
 
 
@@ -162,7 +160,7 @@ def write_phototour(root: str | os.PathLike, name: str, patches: np.ndarray, lab
             ``is_match`` must agree with ``labels`` -> ``m50_M_M_0.txt`` (or ``pairs_name``).
         interest: optional ``(N, 5)`` interest points for ``interest.txt``; default rows of zeros.
     """
-    import cv2
+    from descnet.data.images import write_image
 
     patches = np.asarray(patches)
     labels = np.asarray(labels)
@@ -194,9 +192,7 @@ def write_phototour(root: str | os.PathLike, name: str, patches: np.ndarray, lab
     target = Path(root) / name
     with atomic_dir(target) as tmp:
         for index, start in enumerate(range(0, n, PATCHES_PER_MOSAIC)):
-            path = tmp / mosaic_name(index)
-            if not cv2.imwrite(str(path), make_mosaic(patches[start:start + PATCHES_PER_MOSAIC])):
-                raise OSError(f"{path}: cv2 could not write the BMP")
+            write_image(tmp / mosaic_name(index), make_mosaic(patches[start:start + PATCHES_PER_MOSAIC]))
         (tmp / "info.txt").write_text("".join(f"{int(p)} 0\n" for p in labels))
         (tmp / "interest.txt").write_text(
             "".join(" ".join(_fmt(v) for v in row) + "\n" for row in interest))

@@ -27,7 +27,7 @@ import numpy as np
 
 from descnet.data.images import read_image
 
-__all__ = ["Sequence", "ImageSequences", "load_sequence", "read_image", "read_homography",
+__all__ = ["ImageSequence", "ImageSequences", "read_sequence", "read_homography",
            "write_homography", "write_sequence", "sequence_kind", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".ppm", ".pgm", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -46,7 +46,7 @@ def sequence_kind(name: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class Sequence:
+class ImageSequence:
     """One image sequence. Images and homographies are indexed by image number ``k`` (1-based, as on disk).
 
     ``homographies[k]`` is ``H_1_k``, float64 ``(3, 3)``, mapping image-1 pixels to image-``k`` pixels;
@@ -138,21 +138,18 @@ def write_sequence(folder: str | os.PathLike, images: list[np.ndarray], homograp
     ``images``: n uint8 arrays ``(H, W)`` or ``(H, W, 3)`` RGB; ``homographies[k]`` for k = 2..n.
     The folder is created; files are written directly (callers build into a temporary folder).
     """
-    import cv2
+    from descnet.data.images import encode_image
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for k, image in enumerate(images, start=1):
         if image.dtype != np.uint8 or image.ndim not in (2, 3):
             raise ValueError(f"image {k}: expected uint8 (H, W) or (H, W, 3), got {image.dtype} {image.shape}")
-        if image.ndim == 2:  # PPM is colour-only: store grey as equal channels (read back as the same grey)
-            bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if extension.lower() == ".ppm" else image
-        else:
-            bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        ok, buf = cv2.imencode(extension, bgr)
-        if not ok:
-            raise ValueError(f"{folder / f'{k}{extension}'}: OpenCV cannot encode {extension} images")
-        (folder / f"{k}{extension}").write_bytes(buf.tobytes())
+        try:
+            data = encode_image(image, extension)
+        except ValueError as err:
+            raise ValueError(f"{folder / f'{k}{extension}'}: {err}") from None
+        (folder / f"{k}{extension}").write_bytes(data)
     for k in range(2, len(images) + 1):
         if k not in homographies:
             raise ValueError(f"{folder}: no homography given for image {k}")
@@ -182,7 +179,7 @@ def _scan(folder: Path) -> tuple[str, dict[int, list[Path]], dict[int, Path]] | 
     return found[0] if found else None
 
 
-def load_sequence(folder: str | os.PathLike) -> Sequence:
+def read_sequence(folder: str | os.PathLike) -> ImageSequence:
     """Read one sequence folder (either layout); homographies are parsed now, images on demand."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -218,7 +215,7 @@ def load_sequence(folder: str | os.PathLike) -> Sequence:
         raise ValueError(f"{folder / h_name.format(extra[0])}: homography for an image that does not exist")
     for h in homographies.values():
         h.setflags(write=False)
-    return Sequence(name=folder.name, path=folder, kind=sequence_kind(folder.name), layout=layout,
+    return ImageSequence(name=folder.name, path=folder, kind=sequence_kind(folder.name), layout=layout,
                     image_paths=image_paths, homographies=homographies)
 
 
@@ -254,7 +251,7 @@ class ImageSequences:
         if not folders:
             raise ValueError(f"{self.root}: no image sequences found (expected folders with 1.ppm..6.ppm and "
                              f"H_1_2..H_1_6, or img1..img6 and H1to2p..H1to6p)")
-        sequences = [load_sequence(p) for p in folders]
+        sequences = [read_sequence(p) for p in folders]
         self.sequences = [s for s in sequences if kind is None or s.kind == kind]
         self._index = {s.name: i for i, s in enumerate(self.sequences)}
 
@@ -265,14 +262,14 @@ class ImageSequences:
     def __len__(self) -> int:
         return len(self.sequences)
 
-    def __getitem__(self, key: int | str) -> Sequence:
+    def __getitem__(self, key: int | str) -> ImageSequence:
         if isinstance(key, str):
             if key not in self._index:
                 raise KeyError(f"{self.root}: no sequence named {key!r}")
             return self.sequences[self._index[key]]
         return self.sequences[key]
 
-    def __iter__(self) -> Iterator[Sequence]:
+    def __iter__(self) -> Iterator[ImageSequence]:
         return iter(self.sequences)
 
     def __repr__(self) -> str:

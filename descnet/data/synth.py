@@ -27,7 +27,7 @@ import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence as Seq
+from typing import Sequence
 
 import numpy as np
 
@@ -379,7 +379,7 @@ def _earlier_output(out: Path) -> list[str]:
     return [MARKER, *(n for n in names if isinstance(n, str))]
 
 
-def _image_files(images: str | os.PathLike | Seq[str | os.PathLike]) -> list[Path]:
+def _image_files(images: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
     from descnet.data.sequences import IMAGE_EXTENSIONS
 
     if isinstance(images, (str, os.PathLike)):

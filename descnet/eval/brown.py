@@ -126,7 +126,7 @@ def benchmark_brown(root: str | os.PathLike, subset: str, models: Sequence[str],
         root, subset, cache_dir: the patch set (:class:`descnet.data.phototour.PhotoTour`): liberty, notredame,
             yosemite, or a set written by ``descnet data patches --brown NAME``.
         models: model SPECs (:func:`descnet.models.resolve_model`), each resolved before any work; their
-            labels (:func:`descnet.models.spec_label`) must differ.
+            labels (:func:`descnet.models.model_label`) must differ.
         pairs_files: m50 pair file names of the subset (default the 100k pairs,
             :data:`descnet.data.phototour.DEFAULT_PAIRS`); ``all_pairs``: every m50 file of the subset.
         out: the result folder: ``brown_<subset>.json`` and ``brown_<subset>_roc.{png,pdf}``; results of other
@@ -140,10 +140,10 @@ def benchmark_brown(root: str | os.PathLike, subset: str, models: Sequence[str],
     from descnet.data.phototour import DEFAULT_PAIRS, PhotoTour
     from descnet.eval.report import check_earlier_results, merge_earlier_results, plot_roc
     from descnet.io import result_set, write_json
-    from descnet.models import resolve_model, spec_label
+    from descnet.models import resolve_model, model_label
     from descnet.runinfo import environment_info
 
-    labels = [spec_label(s) for s in models]
+    labels = [model_label(s) for s in models]
     if not labels:
         raise ValueError("give at least one model SPEC")
     dupes = sorted({lb for lb in labels if labels.count(lb) > 1})

@@ -158,7 +158,7 @@ def benchmark_hpatches(out: str | os.PathLike, *, root: str | os.PathLike | None
     from descnet.eval.report import (HEADLINE_NOTES, check_earlier_results, hpatches_tables, latex_table,
                                      markdown_table, merge_earlier_results, model_notes, plot_hpatches)
     from descnet.io import result_set, write_json
-    from descnet.models import spec_label
+    from descnet.models import model_label
     from descnet.runinfo import environment_info
 
     say = log or (lambda line: None)
@@ -185,7 +185,7 @@ def benchmark_hpatches(out: str | os.PathLike, *, root: str | os.PathLike | None
     check_earlier_results(path, {"split": {"name": split.name, "test_sequences": list(split.test)}, "tasks": tasks},
                           overwrite)
 
-    labels = [spec_label(s) for s in models] + [Path(d).name for d in descriptors]
+    labels = [model_label(s) for s in models] + [Path(d).name for d in descriptors]
     dupes = sorted({lb for lb in labels if labels.count(lb) > 1})
     if dupes:
         raise ValueError(f"two descriptors are both named {', '.join(dupes)}; rename a descriptors folder or a "

@@ -47,7 +47,7 @@ from descnet.features.options import KeypointOptions, MatchOptions
 
 __all__ = ["MMA_THRESHOLDS", "CORRECT_THRESHOLDS", "HOMOGRAPHY_THRESHOLDS", "PairResult", "reprojection_errors",
            "correct_matches", "matching_accuracy", "corner_error", "evaluate_sequences", "summarize",
-           "format_summary", "plot_mma", "model_label", "label_models", "pair_rows", "select_sequences",
+           "format_summary", "plot_mma", "table_label", "label_models", "pair_rows", "select_sequences",
            "benchmark_sequences"]
 
 MMA_THRESHOLDS = tuple(range(1, 11))
@@ -72,20 +72,21 @@ class PairResult:
     corner_error: float          # px; inf when no homography was found
 
 
-def model_label(spec: Any) -> str:
-    """Table name of a model SPEC: the OpenCV baselines get readable names, the rest :func:`spec_label`."""
+def table_label(spec: Any) -> str:
+    """Table name of a model SPEC: the OpenCV baselines get readable names ("SIFT (OpenCV)"), the rest
+    :func:`descnet.models.model_label`."""
     if str(spec) in _BASELINE_LABELS:
         return _BASELINE_LABELS[str(spec)]
-    from descnet.models import spec_label
+    from descnet.models import model_label
 
-    return spec_label(spec)
+    return model_label(spec)
 
 
 def label_models(specs: Iterable[Any]) -> dict[str, Any]:
-    """``{table label: SPEC}`` for model SPECs (:func:`model_label`); two SPECs with one label are refused."""
+    """``{table label: SPEC}`` for model SPECs (:func:`table_label`); two SPECs with one label are refused."""
     models: dict[str, Any] = {}
     for spec in specs:
-        label = model_label(spec)
+        label = table_label(spec)
         if label in models:
             raise ValueError(f"model {spec}: two models share the table name {label!r}")
         models[label] = spec
@@ -146,7 +147,6 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any],
     detected once per image (``keypoint_options``) and shared by all models; matches and the estimated
     homography follow ``match_options`` (its geometry must be ``homography``).
     """
-    from descnet.features.options import OPENCV_DESCRIPTORS
     from descnet.features.description import describe_images
     from descnet.features.keypoints import detect_keypoints
     from descnet.features.matching import match, verify
@@ -156,8 +156,7 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any],
         raise ValueError(f"match_options.geometry must be homography (sequences are scored against ground-truth "
                          f"homographies), got {match_options.geometry!r}")
     kp, mo = keypoint_options, match_options
-    models = {label: m if not isinstance(m, (str, os.PathLike)) or str(m) in OPENCV_DESCRIPTORS
-              else resolve_model(m) for label, m in models.items()}  # resolve each SPEC once
+    models = {label: resolve_model(m) for label, m in models.items()}  # resolve each SPEC once
     sequences = list(sequences)
     results: dict[str, list[PairResult]] = {label: [] for label in models}
     total = sum(len(s.targets) for s in sequences)
@@ -174,7 +173,7 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any],
             keypoints[k] = detect_keypoints(images[k], detector=kp.detector, max_keypoints=kp.max_keypoints)[0]
         for label, model in models.items():
             feats = dict(zip(images, describe_images(list(images.values()), list(keypoints.values()), model=model,
-                                                     detector=kp.detector, mr_size=kp.mr_size, device=device)))
+                                                     options=kp, device=device)))
             for k in seq.targets:
                 f1, fk = feats[1], feats[k]
                 m = match(f1.descriptors, fk.descriptors, method=mo.matcher, ratio=mo.ratio)
@@ -186,7 +185,7 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any],
                     matches=len(m.indices), inliers=int(v.inliers.sum()),
                     mma=tuple(float(a) for a in matching_accuracy(errors)),
                     correct=tuple(int(n) for n in correct_matches(errors)),
-                    corner_error=corner_error(v.model, seq.homographies[k], images[1].shape[:2])))
+                    corner_error=corner_error(v.geometry_matrix, seq.homographies[k], images[1].shape[:2])))
                 if bar is not None:
                     bar.update(1)
     if bar is not None:
@@ -367,7 +366,6 @@ def benchmark_sequences(roots: Sequence[str | os.PathLike], out: str | os.PathLi
         the :class:`~descnet.eval.report.BenchmarkRun` (payload as written, labels kept, files written).
     """
     from descnet.eval.report import merge_earlier_results
-    from descnet.features.options import OPENCV_DESCRIPTORS
     from descnet.io import result_set, write_json
     from descnet.models import resolve_model
     from descnet.models.pretrained import DEFAULT_MODEL
@@ -376,8 +374,7 @@ def benchmark_sequences(roots: Sequence[str | os.PathLike], out: str | os.PathLi
     specs = list(dict.fromkeys([*(["opencv-sift", "opencv-rootsift"] if baselines else []),
                                 *(models or [DEFAULT_MODEL])]))
     labelled = label_models(specs)
-    resolved = {label: spec if str(spec) in OPENCV_DESCRIPTORS else resolve_model(spec)
-                for label, spec in labelled.items()}  # fail fast on a bad SPEC
+    resolved = {label: resolve_model(spec) for label, spec in labelled.items()}  # fail fast on a bad SPEC
     sequences = select_sequences(roots, kind, names)
     out = Path(out)
     path = out / "sequences.json"

@@ -87,12 +87,10 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
     for (label, spec), folder in zip(models.items(), folders):
         where = out / folder
         described = describe_to_file(images, where / "features.h5", model=spec, keypoints=keypoints,
-                                     detector=kp.detector, max_keypoints=kp.max_keypoints, mr_size=kp.mr_size,
-                                     device=device, progress=progress)
+                                     options=keypoint_options, device=device, progress=progress)
         if keypoints is None:  # the first descriptor's keypoints are every descriptor's keypoints
             keypoints = {name: f.keypoints for name, f in read_features(where / "features.h5", names).items()}
-        matched = match_to_file(where / "features.h5", pairs, where / "matches.h5", method=mo.matcher, ratio=mo.ratio,
-                                geometry=mo.geometry, estimator=mo.estimator, threshold=mo.threshold,
+        matched = match_to_file(where / "features.h5", pairs, where / "matches.h5", options=match_options,
                                 progress=progress)
         summary = reconstruct(image_dir, where / "features.h5", where / "matches.h5", where / "colmap",
                               pairs=pairs, options=options, label=label, progress=progress)

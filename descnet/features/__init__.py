@@ -20,6 +20,7 @@ import importlib
 from typing import Any
 
 _LAZY = {
+    "KeypointOptions": ".options", "MatchOptions": ".options",
     "describe": ".description", "describe_images": ".description",
     "detect_keypoints": ".keypoints", "lafs_from_keypoints": ".keypoints", "DETECTORS": ".keypoints",
     "extract_patches": ".patches",

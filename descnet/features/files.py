@@ -50,12 +50,13 @@ pair): hloc's layout (``hloc/match_features.py``), read by hloc's ``get_matches`
         matches0          (N0,)   int32    index into image 1's keypoints for every keypoint of image 0, -1 if none
         matching_scores0  (N0,)   float32  1 - d^2 / 2 (the cosine similarity of unit descriptors), 0 if none
         distances0        (N0,)   float32  L2 distance of the two descriptors, NaN if none [descnet]
-        inliers0          (N0,)   bool     the match agrees with the estimated model  [descnet]
-        model             (3, 3)  float64  the estimated homography (image 0 -> image 1) or fundamental matrix
-                                           (x1^T F x0 = 0); all NaN when none was found [descnet]
+        inliers0          (N0,)   bool     the match agrees with the estimated geometry matrix  [descnet]
+        model             (3, 3)  float64  the estimated geometry matrix: homography (image 0 -> image 1) or
+                                           fundamental matrix (x1^T F x0 = 0); all NaN when none was found
+                                           [descnet; ``PairMatches.geometry_matrix``]
 
-A pair is found under either order (hloc's ``find_pair``; the matches are then swapped, and the model
-inverted or transposed). Both files can be grown: :func:`append_features` and :func:`append_matches` add
+A pair is found under either order (hloc's ``find_pair``; the matches are then swapped, and the geometry
+matrix inverted or transposed). Both files can be grown: :func:`append_features` and :func:`append_matches` add
 images or pairs to a copy of the file that replaces it when they finish -- also when they stop early with an
 error or Ctrl-C, so the finished work is kept and a rerun skips it; an interrupted write never damages the file.
 """
@@ -131,8 +132,9 @@ class PairMatches:
     Attributes:
         matches: ``(M, 2)`` int64 rows ``(index in image 1, index in image 2)``; each image-1 keypoint at most once.
         distances: ``(M,)`` float32 descriptor L2 distances of the matches (NaN when a file did not record them).
-        inliers: ``(M,)`` bool, the matches consistent with ``model``.
-        model: ``(3, 3)`` float64 homography (image 1 -> image 2) or fundamental matrix, or ``None``.
+        inliers: ``(M,)`` bool, the matches consistent with ``geometry_matrix``.
+        geometry_matrix: the estimated ``(3, 3)`` float64 homography (image 1 -> image 2) or fundamental matrix,
+            or ``None`` (stored as the dataset ``model``, with the attribute ``model_found``).
         settings: matcher, ratio, geometry, estimator, threshold (HDF5 attributes of the file).
         features1, features2: the two images' :class:`Features` when known (``match_pair``), else ``None``.
         num_keypoints: ``(N1, N2)``, from the features when given.
@@ -141,7 +143,7 @@ class PairMatches:
     matches: np.ndarray
     distances: np.ndarray
     inliers: np.ndarray
-    model: np.ndarray | None
+    geometry_matrix: np.ndarray | None
     settings: dict[str, Any] = field(default_factory=dict)
     features1: Features | None = None
     features2: Features | None = None
@@ -572,13 +574,13 @@ def _write_pair(group: Any, name0: str, name1: str, pm: PairMatches) -> None:
     inliers0 = np.zeros(n0, bool)
     inliers0[m[:, 0]] = np.asarray(pm.inliers, bool)
     _write_attrs(group, {"name0": name0, "name1": name1, "num_keypoints1": int(n1),
-                         "model_found": pm.model is not None})
+                         "model_found": pm.geometry_matrix is not None})
     group.create_dataset("matches0", data=matches0)
     group.create_dataset("matching_scores0", data=scores0)
     group.create_dataset("distances0", data=distances0)
     group.create_dataset("inliers0", data=inliers0)
-    group.create_dataset("model", data=np.full((3, 3), np.nan) if pm.model is None
-                         else np.asarray(pm.model, np.float64))
+    group.create_dataset("model", data=np.full((3, 3), np.nan) if pm.geometry_matrix is None
+                         else np.asarray(pm.geometry_matrix, np.float64))
 
 
 def _read_pair(group: Any, where: str, settings: dict[str, Any], swapped: bool) -> PairMatches:
@@ -596,22 +598,22 @@ def _read_pair(group: Any, where: str, settings: dict[str, Any], swapped: bool) 
 
     distances = per_match("distances0", np.nan, np.float32)
     inliers = per_match("inliers0", False, bool)
-    model = None
+    matrix = None
     if "model" in group and bool(_attr(group.attrs.get("model_found", True))):
-        model = np.asarray(group["model"][()], np.float64)
-        if not np.isfinite(model).all():
-            model = None
+        matrix = np.asarray(group["model"][()], np.float64)
+        if not np.isfinite(matrix).all():
+            matrix = None
     n1 = _attr(group.attrs.get("num_keypoints1"))
     sizes = (len(matches0), int(n1)) if n1 is not None else None
     if swapped:
         matches = matches[:, ::-1].copy()
         sizes = sizes[::-1] if sizes else None
-        if model is not None:
-            model = np.linalg.inv(model) if settings.get("geometry") == "homography" else model.T.copy()
+        if matrix is not None:
+            matrix = np.linalg.inv(matrix) if settings.get("geometry") == "homography" else matrix.T.copy()
         order = np.argsort(matches[:, 0], kind="stable")
         matches, distances, inliers = matches[order], distances[order], inliers[order]
-    return PairMatches(matches=matches, distances=distances, inliers=inliers, model=model, settings=dict(settings),
-                       num_keypoints=sizes)
+    return PairMatches(matches=matches, distances=distances, inliers=inliers, geometry_matrix=matrix,
+                       settings=dict(settings), num_keypoints=sizes)
 
 
 def _settings(f: Any) -> dict[str, Any]:

@@ -10,8 +10,9 @@ kornia local affine frame (LAF) ``[A | c]`` with ``c = (x, y)`` and ``A = s R(th
 
 * ``s = mr_size * size`` is kornia's LAF scale, *half* the side of the square region that is resampled into
   the ``P x P`` patch (kornia samples ``c + A [-1, 1]^2``), so the patch covers ``2 * mr_size * size``
-  pixels. ``mr_size`` defaults per detector (:data:`DETECTORS`): 6 for SIFT (half-side 6 x ``size`` = 12
-  sigma, kornia's ``DoGHardNet`` frames), 0.5 for ORB, whose ``size`` is the side of its 31 px patch.
+  pixels. ``mr_size`` defaults per detector (:data:`~descnet.features.options.DEFAULT_MR_SIZE`): 6 for SIFT
+  (half-side 6 x ``size`` = 12 sigma, kornia's ``DoGHardNet`` frames), 0.5 for ORB, whose ``size`` is the
+  side of its 31 px patch.
 * ``theta = -angle`` in degrees: OpenCV's ``KeyPoint.angle`` grows clockwise on screen (image y down) and
   kornia's LAF orientation counter-clockwise. ``angle == -1`` (OpenCV: "no orientation") means upright.
 
@@ -22,8 +23,7 @@ described by :func:`descnet.features.inference.describe_patches`
 """
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -31,66 +31,36 @@ import torch
 from kornia import feature as KF
 
 from ..data.images import to_gray, to_uint8
+from .options import KeypointOptions
 
-__all__ = ["DETECTORS", "Detector", "detect_keypoints", "check_keypoints", "lafs_from_keypoints", "keypoints_from_opencv",
-           "keypoints_to_opencv"]
-
-
-class Detector(NamedTuple):
-    create: Callable[[int | None], Any]  # max_keypoints -> cv2.Feature2D
-    mr_size: float                       # default LAF scale per unit of KeyPoint.size
+__all__ = ["DETECTORS", "detect_keypoints", "check_keypoints", "lafs_from_keypoints",
+           "keypoints_from_opencv"]
 
 
-def _detectors() -> dict[str, Detector]:
-    table = {
-        # 6 x size (kornia's DoGHardNet frames): of 2, 3, 4, 6, 8, TFeat's correct matches at 3 px with 6 were
-        # within 2% of the best on graf 1-2, 1-3, boat 1-3 and v_churchill 1-3
-        "sift": Detector(lambda n: cv2.SIFT_create(nfeatures=n or 0), 6.0),
-        # ORB's size is its 31 px patch at the detection level: 0.5 x size is that patch (0.3 .. 1 tried)
-        "orb": Detector(lambda n: cv2.ORB_create(nfeatures=n or 100000), 0.5),
-    }
-    # moved out of OpenCV 5's main module; present in OpenCV 4. Defaults not measured: pass mr_size.
-    for name, factory, mr_size in (("akaze", "AKAZE_create", 3.0), ("kaze", "KAZE_create", 3.0),
-                                   ("brisk", "BRISK_create", 1.0)):
+def _detectors() -> dict[str, Callable[[int | None], Any]]:
+    """name -> ``create(max_keypoints) -> cv2.Feature2D``, for the detectors this OpenCV build has."""
+    table = {"sift": lambda n: cv2.SIFT_create(nfeatures=n or 0),
+             "orb": lambda n: cv2.ORB_create(nfeatures=n or 100000)}
+    # moved out of OpenCV 5's main module; present in OpenCV 4. Default mr_size not measured: pass one.
+    for name, factory in (("akaze", "AKAZE_create"), ("kaze", "KAZE_create"), ("brisk", "BRISK_create")):
         if hasattr(cv2, factory):
-            table[name] = Detector(lambda n, f=getattr(cv2, factory): f(), mr_size)
+            table[name] = lambda n, f=getattr(cv2, factory): f()
     return table
 
 
-#: OpenCV detectors by name (those this OpenCV build has) with their default ``mr_size``
-DETECTORS: dict[str, Detector] = _detectors()
+#: OpenCV detectors by name (those of :data:`descnet.features.options.DETECTOR_NAMES` this OpenCV build has):
+#: name -> ``create(max_keypoints) -> cv2.Feature2D``; default ``mr_size``:
+#: :data:`~descnet.features.options.DEFAULT_MR_SIZE`
+DETECTORS: dict[str, Callable[[int | None], Any]] = _detectors()
 
 
-# ---------------------------------------------------------------- descriptors
+# ---------------------------------------------------------------- keypoints
 
 
 def keypoints_from_opencv(keypoints: Sequence[cv2.KeyPoint]) -> tuple[np.ndarray, np.ndarray]:
     """``cv2.KeyPoint`` list -> ``(N, 4)`` float32 ``x, y, size, angle`` and ``(N,)`` float32 responses."""
     rows = np.array([(k.pt[0], k.pt[1], k.size, k.angle) for k in keypoints], np.float32).reshape(-1, 4)
     return rows, np.array([k.response for k in keypoints], np.float32)
-
-
-def keypoints_to_opencv(keypoints: np.ndarray, image_size: tuple[int, int] | None = None) -> list[cv2.KeyPoint]:
-    """``(N, 4)`` ``x, y, size, angle`` -> ``cv2.KeyPoint`` list, with SIFT's packed ``octave`` field.
-
-    OpenCV's SIFT descriptor reads the pyramid octave and layer from ``KeyPoint.octave``; they are
-    recovered from ``size`` exactly as SIFT sets them (``size = 3.2 * 2 ** (octave + (layer + xi) / 3)``),
-    clamped to octaves -1 .. log2(min(H, W)) - 3 when ``image_size`` ``(H, W)`` is given.
-    """
-    top = int(math.log2(max(min(image_size), 16))) - 3 if image_size else 64
-    out = []
-    for x, y, size, angle in np.asarray(keypoints, np.float64).reshape(-1, 4):
-        t = 3.0 * math.log2(max(size, 1e-6) / 3.2)
-        n = int(round(t))
-        octave = (n - 1) // 3
-        layer, xi = n - 3 * octave, t - n
-        if octave < -1:
-            octave, layer, xi = -1, 1, 0.0
-        elif octave > top:
-            octave, layer, xi = top, 3, 0.0
-        packed = (octave & 255) | (layer << 8) | (int(round((xi + 0.5) * 255)) << 16)
-        out.append(cv2.KeyPoint(float(x), float(y), float(size), float(angle), 0.0, packed))
-    return out
 
 
 def detect_keypoints(image: np.ndarray, detector: str = "sift",
@@ -100,13 +70,12 @@ def detect_keypoints(image: np.ndarray, detector: str = "sift",
     ``image``: anything :func:`to_gray` takes. The strongest ``max_keypoints`` are kept (all when None),
     sorted by response, strongest first (stable, so ties keep OpenCV's order).
     """
-    key = detector.lower()
+    key = KeypointOptions(detector, max_keypoints).detector  # checks the name and the count
     if key not in DETECTORS:
-        raise ValueError(f"unknown detector {detector!r}; choose one of: {', '.join(DETECTORS)}")
-    if max_keypoints is not None and max_keypoints < 1:
-        raise ValueError(f"max_keypoints must be at least 1, got {max_keypoints}")
+        raise ValueError(f"detector {detector!r}: this OpenCV build does not have it; choose one of: "
+                         f"{', '.join(DETECTORS)}")
     gray = to_gray(image)
-    found = DETECTORS[key].create(max_keypoints).detect(to_uint8(gray), None)
+    found = DETECTORS[key](max_keypoints).detect(to_uint8(gray), None)
     keypoints, responses = keypoints_from_opencv(found)
     order = np.argsort(-responses, kind="stable")[:max_keypoints]
     return keypoints[order], responses[order]

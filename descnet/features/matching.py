@@ -2,6 +2,7 @@
 
 >>> m = descnet.match(f1.descriptors, f2.descriptors, method="smnn", ratio=0.9)
 >>> v = verify(f1.keypoints[m.indices[:, 0], :2], f2.keypoints[m.indices[:, 1], :2], "homography")
+>>> v.geometry_matrix, v.inliers                    # (3, 3) H or None, (M,) bool
 
 * Matchers (kornia's ``match_mnn``, ``match_snn``, ``match_smnn`` on L2 distances): ``mnn`` mutual nearest
   neighbours; ``snn`` nearest neighbour with Lowe's ratio test (nearest / second-nearest distance
@@ -11,13 +12,15 @@
   ``cv2.USAC_MAGSAC`` by default (:data:`ESTIMATORS`). ``threshold`` is the inlier threshold in pixels
   (reprojection error for a homography, distance to the epipolar line for F); for MAGSAC it is the
   largest noise sigma considered.
-* :func:`match_pair` runs the whole chain for two images with the time of each stage.
+* :func:`match_pair` runs the whole chain for two images with the time of each stage, its choices as
+  :class:`~descnet.features.options.KeypointOptions` and :class:`~descnet.features.options.MatchOptions`.
+
+The arguments of :func:`match` and :func:`verify` are checked by :class:`MatchOptions` (one place for the
+checks of the matching choices).
 """
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import replace
 from typing import Any, NamedTuple
 
 import cv2
@@ -25,13 +28,11 @@ import numpy as np
 import torch
 from kornia import feature as KF
 
-from .files import PairMatches
 from ..models.pretrained import DEFAULT_MODEL
+from .files import PairMatches
+from .options import ESTIMATOR_NAMES, GEOMETRIES, KeypointOptions, MatchOptions
 
-__all__ = ["match", "verify", "match_pair", "draw_matches", "Matches", "Verification", "MATCHERS", "ESTIMATORS",
-           "GEOMETRIES"]
-
-from .options import DEFAULT_RATIO, ESTIMATOR_NAMES, GEOMETRIES, MATCHERS  # noqa: E402 (re-exported)
+__all__ = ["match", "verify", "match_pair", "draw_matches", "Matches", "Verification", "ESTIMATORS"]
 
 #: OpenCV robust estimators by name (:data:`descnet.features.options.ESTIMATOR_NAMES`)
 ESTIMATORS = dict(zip(ESTIMATOR_NAMES, (cv2.USAC_MAGSAC, cv2.USAC_DEFAULT, cv2.USAC_ACCURATE, cv2.USAC_PROSAC,
@@ -46,9 +47,10 @@ class Matches(NamedTuple):
 
 
 class Verification(NamedTuple):
-    """``model``: ``(3, 3)`` float64 H (points1 -> points2) or F, ``None`` if none found; ``inliers``: ``(M,)`` bool."""
+    """``geometry_matrix``: ``(3, 3)`` float64 H (points1 -> points2) or F, ``None`` if none found;
+    ``inliers``: ``(M,)`` bool."""
 
-    model: np.ndarray | None
+    geometry_matrix: np.ndarray | None
     inliers: np.ndarray
 
 
@@ -67,17 +69,11 @@ def match(desc1: Any, desc2: Any, method: str = "mnn", ratio: float | None = Non
     ``method``: ``mnn``, ``snn`` or ``smnn`` (module docstring); ``ratio`` is the ratio-test threshold of
     ``snn``/``smnn`` (``None``: 0.8 for snn, 0.95 for smnn) and must be ``None`` for ``mnn``.
     """
-    if method not in MATCHERS:
-        raise ValueError(f"unknown matcher {method!r}; choose one of: {', '.join(MATCHERS)}")
+    th = MatchOptions(method, ratio).ratio_or_default
     d1, d2 = _as_descriptors(desc1, "desc1"), _as_descriptors(desc2, "desc2")
     if d1.shape[1] != d2.shape[1]:
         raise ValueError(f"descriptor sizes differ: desc1 is {tuple(d1.shape)}, desc2 is {tuple(d2.shape)} "
                          f"(were both described with the same model?)")
-    if method == "mnn" and ratio is not None:
-        raise ValueError("ratio applies to the snn and smnn matchers, not mnn")
-    th = DEFAULT_RATIO.get(method) if ratio is None else float(ratio)
-    if th is not None and not 0.0 < th <= 1.0:
-        raise ValueError(f"ratio must be in (0, 1], got {ratio}")
     empty = Matches(np.zeros((0, 2), np.int64), np.zeros(0, np.float32))
     if len(d1) == 0 or len(d2) == 0:
         return empty
@@ -101,76 +97,64 @@ def verify(points1: np.ndarray, points2: np.ndarray, geometry: str = "homography
     """Robustly fit a homography or fundamental matrix to ``(M, 2)`` point pairs -> :class:`Verification`.
 
     ``threshold`` in pixels (default: 3 for a homography, 1 for F). Fewer than 4 (H) or 8 (F) matches, or
-    an estimator that finds nothing, gives ``model=None`` and no inliers.
+    an estimator that finds nothing, gives ``geometry_matrix=None`` and no inliers.
     """
-    if geometry not in GEOMETRIES:
-        raise ValueError(f"unknown geometry {geometry!r}; choose one of: {', '.join(GEOMETRIES)}")
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
+    th = MatchOptions(geometry=geometry, estimator=estimator, threshold=threshold).threshold_or_default
     p1 = np.asarray(points1, np.float64).reshape(-1, 2)
     p2 = np.asarray(points2, np.float64).reshape(-1, 2)
     if len(p1) != len(p2):
         raise ValueError(f"points1 and points2 must have the same length, got {len(p1)} and {len(p2)}")
-    min_count, default_threshold = GEOMETRIES[geometry]
-    th = default_threshold if threshold is None else float(threshold)
-    if th <= 0:
-        raise ValueError(f"threshold must be positive, got {threshold}")
+    min_count = GEOMETRIES[geometry][0]
     none = Verification(None, np.zeros(len(p1), bool))
     if len(p1) < min_count:
         return none
     method = ESTIMATORS[estimator]
     try:
         if geometry == "homography":
-            model, mask = cv2.findHomography(p1, p2, method, th, maxIters=max_iters, confidence=confidence)
+            matrix, mask = cv2.findHomography(p1, p2, method, th, maxIters=max_iters, confidence=confidence)
         else:
-            model, mask = cv2.findFundamentalMat(p1, p2, method, th, confidence, max_iters)
+            matrix, mask = cv2.findFundamentalMat(p1, p2, method, th, confidence, max_iters)
     except cv2.error:  # degenerate configurations (e.g. all points on a line) make some estimators throw
         return none
-    if model is None or mask is None or model.shape != (3, 3) or not np.isfinite(model).all():
+    if matrix is None or mask is None or matrix.shape != (3, 3) or not np.isfinite(matrix).all():
         return none
-    return Verification(model.astype(np.float64), mask.ravel().astype(bool))
+    return Verification(matrix.astype(np.float64), mask.ravel().astype(bool))
 
 
-def match_pair(image1: Any, image2: Any, *, model: Any = DEFAULT_MODEL, keypoints1: Any = None, keypoints2: Any = None,
-               detector: str = "sift", max_keypoints: int | None = 2000, mr_size: float | None = None,
-               method: str = "mnn", ratio: float | None = None, geometry: str = "homography",
-               estimator: str = "magsac", threshold: float | None = None, device: str = "cpu",
+def match_pair(image1: Any, image2: Any, *, model: Any = DEFAULT_MODEL, keypoints1: Any = None,
+               keypoints2: Any = None, keypoint_options: KeypointOptions = KeypointOptions(),
+               match_options: MatchOptions = MatchOptions(), device: str = "cpu",
                timings: dict[str, float] | None = None) -> PairMatches:
     """Describe two images, match them and verify the matches geometrically -> :class:`PairMatches`.
 
-    Images and keypoints as in :func:`descnet.features.description.describe`; ``model`` is resolved once.
-    ``timings``, if given, gets wall-clock seconds per stage: ``load_model``, ``detect`` (with image
-    reading), ``extract``, ``describe`` (both images together: :func:`~descnet.features.description.describe_images`),
-    ``match``, ``verify``.
+    Images, keypoints and ``keypoint_options`` as in :func:`descnet.features.description.describe`; ``model``
+    (a SPEC or module) is resolved once; ``match_options``: matcher and geometry
+    (:class:`~descnet.features.options.MatchOptions`; its :meth:`~MatchOptions.settings` become the result's
+    ``settings``). ``timings``, if given, gets wall-clock seconds per stage: ``load_model``, ``detect`` (with
+    image reading), ``extract``, ``describe`` (both images together:
+    :func:`~descnet.features.description.describe_images`), ``match``, ``verify``.
     """
-    from .options import OPENCV_DESCRIPTORS
+    from ..models import resolve_model
     from .description import describe_images
-    from ..models import resolve_model, spec_label
 
     t0 = time.perf_counter()
-    net = model
-    if isinstance(model, (str, os.PathLike)) and str(model) not in OPENCV_DESCRIPTORS:
-        net = resolve_model(model)
+    net = resolve_model(model)
     stage = {"load_model": time.perf_counter() - t0}
-    features = describe_images([image1, image2], [keypoints1, keypoints2], model=net, detector=detector,
-                               max_keypoints=max_keypoints, mr_size=mr_size, device=device, timings=stage)
-    if not isinstance(model, torch.nn.Module):  # name the SPEC, not the resolved module
-        label = str(model) if str(model) in OPENCV_DESCRIPTORS else spec_label(model)
-        features = [replace(f, info={**f.info, "model": label}) for f in features]
+    features = describe_images([image1, image2], [keypoints1, keypoints2], model=net, options=keypoint_options,
+                               device=device, timings=stage)
+    opts = match_options
     t0 = time.perf_counter()
-    m = match(features[0].descriptors, features[1].descriptors, method, ratio)
+    m = match(features[0].descriptors, features[1].descriptors, opts.matcher, opts.ratio)
     t1 = time.perf_counter()
     p1 = features[0].keypoints[m.indices[:, 0], :2]
     p2 = features[1].keypoints[m.indices[:, 1], :2]
-    v = verify(p1, p2, geometry, estimator, threshold)
+    v = verify(p1, p2, opts.geometry, opts.estimator, opts.threshold)
     t2 = time.perf_counter()
     stage.update(match=t1 - t0, verify=t2 - t1)
     if timings is not None:
         timings.update(stage)
-    settings = {"matcher": method, "ratio": DEFAULT_RATIO.get(method) if ratio is None else float(ratio),
-                "geometry": geometry, "estimator": estimator,
-                "threshold": GEOMETRIES[geometry][1] if threshold is None else float(threshold)}
-    return PairMatches(m.indices, m.distances, v.inliers, v.model, settings, features[0], features[1])
+    return PairMatches(m.indices, m.distances, v.inliers, v.geometry_matrix, opts.settings(), features[0],
+                       features[1])
 
 
 def draw_matches(image1: np.ndarray, image2: np.ndarray, points1: np.ndarray, points2: np.ndarray,

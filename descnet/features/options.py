@@ -14,13 +14,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DETECTOR_NAMES", "OPENCV_DESCRIPTORS", "MATCHERS", "DEFAULT_RATIO", "ESTIMATOR_NAMES", "GEOMETRIES",
+__all__ = ["DETECTOR_NAMES", "DEFAULT_MR_SIZE", "MATCHERS", "DEFAULT_RATIO", "ESTIMATOR_NAMES", "GEOMETRIES",
            "PAIR_MODES", "KeypointOptions", "MatchOptions"]
 
-#: OpenCV detectors descnet knows; :data:`descnet.features.keypoints.DETECTORS` holds those the OpenCV build has
-DETECTOR_NAMES = ("sift", "orb", "akaze", "kaze", "brisk")
-#: ``model`` names that select OpenCV's SIFT descriptor instead of a network: name -> RootSIFT?
-OPENCV_DESCRIPTORS = {"opencv-sift": False, "opencv-rootsift": True}
+#: OpenCV detectors descnet knows -> their default LAF scale per unit of ``KeyPoint.size`` (``mr_size``);
+#: :data:`descnet.features.keypoints.DETECTORS` holds those the OpenCV build has.
+#: SIFT: 6 x size (kornia's DoGHardNet frames): of 2, 3, 4, 6, 8, TFeat's correct matches at 3 px with 6 were
+#: within 2% of the best on graf 1-2, 1-3, boat 1-3 and v_churchill 1-3. ORB: its size is its 31 px patch at
+#: the detection level, 0.5 x size is that patch (0.3 .. 1 tried). AKAZE, KAZE, BRISK: not measured.
+DEFAULT_MR_SIZE = {"sift": 6.0, "orb": 0.5, "akaze": 3.0, "kaze": 3.0, "brisk": 1.0}
+DETECTOR_NAMES = tuple(DEFAULT_MR_SIZE)
 #: descriptor matchers (:func:`descnet.features.matching.match`) and their default ratio-test thresholds
 MATCHERS = ("mnn", "snn", "smnn")
 DEFAULT_RATIO = {"snn": 0.8, "smnn": 0.95}
@@ -49,7 +52,7 @@ class KeypointOptions:
             checked when detecting, :data:`descnet.features.keypoints.DETECTORS`).
         max_keypoints: keep the strongest detections (``None``: all); ignored for keypoints given by the caller.
         mr_size: LAF half-side per unit of OpenCV's ``KeyPoint.size``; ``None``: the detector's default
-            (6 for SIFT, :mod:`descnet.features.keypoints`).
+            (:data:`DEFAULT_MR_SIZE`: 6 for SIFT; :mod:`descnet.features.keypoints` explains the convention).
     """
 
     detector: str = "sift"
@@ -65,6 +68,11 @@ class KeypointOptions:
                                                or not isinstance(self.max_keypoints, int) or self.max_keypoints < 1):
             raise ValueError(f"max_keypoints must be a whole number >= 1 (or None for all), got {self.max_keypoints!r}")
         object.__setattr__(self, "mr_size", _positive(self.mr_size, "mr_size"))
+
+    @property
+    def mr_size_or_default(self) -> float:
+        """The LAF scale per unit of keypoint size in use (:data:`DEFAULT_MR_SIZE` for the detector)."""
+        return DEFAULT_MR_SIZE[self.detector] if self.mr_size is None else self.mr_size
 
 
 @dataclass(frozen=True)

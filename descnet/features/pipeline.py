@@ -20,12 +20,15 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..data.images import list_images, read_image_list
-from .files import (Features, PairMatches, append_features, append_matches, check_image_name, list_feature_names, read_feature_info, read_features, unique_group_names)
+from ..models.contract import model_label
 from ..models.pretrained import DEFAULT_MODEL
+from .files import (Features, PairMatches, append_features, append_matches, check_image_name, list_feature_names,
+                    read_feature_info, read_features, unique_group_names)
+from .options import KeypointOptions, MatchOptions
 from .pairs import check_pairs
 
 __all__ = ["image_sources", "describe_to_file", "match_to_file", "match_pair_to_dir", "DescribeReport", "MatchReport",
-           "resolve_descriptor", "descriptor_settings"]
+           "descriptor_settings"]
 
 
 def image_sources(paths: Sequence[str | os.PathLike], image_list: str | os.PathLike | None = None) -> dict[str, Path]:
@@ -56,34 +59,10 @@ def image_sources(paths: Sequence[str | os.PathLike], image_list: str | os.PathL
     return dict(zip(unique_group_names(paths), paths))
 
 
-def resolve_descriptor(model: Any) -> tuple[Any, str, str]:
-    """A model SPEC or module -> ``(what describe_images takes, table label, weights kind)``.
-
-    SPECs are resolved once here (the OpenCV baselines stay names); the label and the weights kind
-    (:func:`descnet.features.description.weights_kind`) come from the SPEC, not the resolved module.
-    """
-    from torch import nn
-
-    from .options import OPENCV_DESCRIPTORS
-    from .description import _model_label, weights_kind
-    from ..models import resolve_model, spec_label
-
-    if isinstance(model, nn.Module):
-        return model, _model_label(model), weights_kind(model)
-    text = str(model)
-    if text in OPENCV_DESCRIPTORS:
-        return text, text, weights_kind(text)
-    return resolve_model(model), spec_label(model), weights_kind(text)
-
-
-def descriptor_settings(label: str, detector: str, mr_size: float | None) -> dict[str, Any]:
-    """The settings a features file records and checks when images are added: model, detector, mr_size."""
-    from .keypoints import DETECTORS
-
-    key = detector.lower()
-    if key not in DETECTORS:
-        raise ValueError(f"unknown detector {detector!r}; choose one of: {', '.join(DETECTORS)}")
-    return {"model": label, "detector": key, "mr_size": float(DETECTORS[key].mr_size if mr_size is None else mr_size)}
+def descriptor_settings(label: str, options: KeypointOptions) -> dict[str, Any]:
+    """The settings a features file records and checks when images are added: the model's label
+    (:func:`~descnet.models.model_label`), the detector and the region size in use."""
+    return {"model": label, "detector": options.detector, "mr_size": options.mr_size_or_default}
 
 
 @dataclass(frozen=True)
@@ -107,9 +86,8 @@ class DescribeReport:
 
 
 def describe_to_file(images: Mapping[str, str | os.PathLike], out: str | os.PathLike, *, model: Any = DEFAULT_MODEL,
-                     keypoints: Mapping[str, Any] | None = None, detector: str = "sift",
-                     max_keypoints: int | None = 2000, mr_size: float | None = None, device: str = "cpu",
-                     overwrite: bool = False, progress: bool = False,
+                     keypoints: Mapping[str, Any] | None = None, options: KeypointOptions = KeypointOptions(),
+                     device: str = "cpu", overwrite: bool = False, progress: bool = False,
                      log: Callable[[str], None] | None = None) -> DescribeReport:
     """Describe ``{name: image file}`` into the features file ``out``, adding to it and skipping names it holds.
 
@@ -117,9 +95,9 @@ def describe_to_file(images: Mapping[str, str | os.PathLike], out: str | os.Path
         images: image names (paths relative to the image folder; :func:`image_sources`) and their files.
         out: the features file (:mod:`descnet.features.files`); created if absent. An existing file must have been
             made with the same model, detector and region size (``ValueError`` otherwise) unless ``overwrite``.
-        model: a model SPEC, a module or ``opencv-sift`` / ``opencv-rootsift``; resolved once.
+        model: a model SPEC (``opencv-rootsift`` among them) or a module; resolved once.
         keypoints: optional ``{name: keypoints}`` (an ``(N, 4)`` array or a keypoint file) instead of detecting.
-        detector, max_keypoints, mr_size, device: as :func:`descnet.features.description.describe_images`.
+        options, device: as :func:`descnet.features.description.describe_images`.
         overwrite: start a new file instead of adding to ``out``.
         progress: a progress bar (images, images/s).
         log: called with one line per image (file, keypoints, descriptor size, group); ``None``: silent. With a
@@ -131,6 +109,7 @@ def describe_to_file(images: Mapping[str, str | os.PathLike], out: str | os.Path
     import torch
     from tqdm.auto import tqdm
 
+    from ..models import resolve_model
     from .description import describe_images
 
     start = time.perf_counter()
@@ -138,8 +117,8 @@ def describe_to_file(images: Mapping[str, str | os.PathLike], out: str | os.Path
     unknown = [name for name in keypoints if name not in images]
     if unknown:
         raise ValueError(f"keypoints given for {unknown[0]}, which is not among the images")
-    net, label, weights = resolve_descriptor(model)
-    settings = descriptor_settings(label, detector, mr_size)
+    net = resolve_model(model)
+    settings = descriptor_settings(model_label(net), options)
     described, skipped, empty, count = [], [], [], 0
     with append_features(out, settings, overwrite=overwrite) as add:
         todo = []
@@ -150,10 +129,8 @@ def describe_to_file(images: Mapping[str, str | os.PathLike], out: str | os.Path
             for first in range(0, len(todo), per_call):
                 part = todo[first:first + per_call]
                 feats = describe_images([images[n] for n in part], [keypoints.get(n) for n in part], model=net,
-                                        detector=detector, max_keypoints=max_keypoints, mr_size=settings["mr_size"],
-                                        device=device)
+                                        options=options, device=device)
                 for name, f in zip(part, feats):
-                    f = replace(f, info={**f.info, "model": label, "weights": weights})
                     add(name, f)
                     described.append(name)
                     count += len(f)
@@ -214,30 +191,30 @@ def _feature_cache(path: Path, size: int) -> Callable[[str], Features]:
     return get
 
 
-def match_to_file(features: str | os.PathLike, pairs: Sequence[tuple[str, str]], out: str | os.PathLike, *,
-                  method: str = "mnn", ratio: float | None = None, geometry: str = "fundamental",
-                  estimator: str = "magsac", threshold: float | None = None, overwrite: bool = False,
-                  progress: bool = False, cache_size: int = 64) -> MatchReport:
-    """Match the listed pairs of a features file into the matches file ``out``, adding to it.
+#: :func:`match_to_file`'s default: a fundamental matrix, the geometry of a general 3D scene
+PAIR_LIST_MATCHING = MatchOptions(geometry="fundamental")
 
-    Each pair: :func:`descnet.features.matching.match` (``method``, ``ratio``) on the stored descriptors, then
-    :func:`descnet.features.matching.verify` (``geometry``, ``estimator``, ``threshold``; fundamental matrix by default,
-    the model of a general 3D scene). Pairs ``out`` already holds (in either order) are skipped; an existing
-    ``out`` must have the same settings unless ``overwrite``. Every name must be an image of ``features``.
-    ``cache_size`` images are kept in memory (list pairs image by image, as exhaustive and sequential lists do).
+
+def match_to_file(features: str | os.PathLike, pairs: Sequence[tuple[str, str]], out: str | os.PathLike, *,
+                  options: MatchOptions = PAIR_LIST_MATCHING, overwrite: bool = False, progress: bool = False,
+                  cache_size: int = 64) -> MatchReport:
+    """Match the listed image pairs of a features file into the matches file ``out``, adding to it.
+
+    Each pair: :func:`descnet.features.matching.match` on the stored descriptors, then
+    :func:`descnet.features.matching.verify`, as ``options`` say (:class:`~descnet.features.options.MatchOptions`;
+    by default :data:`PAIR_LIST_MATCHING`, mutual nearest neighbours and a fundamental matrix). Pairs ``out``
+    already holds (in either order) are skipped; an existing ``out`` must have the same settings unless
+    ``overwrite``. Every name must be an image of ``features``. ``cache_size`` images are kept in memory (list
+    pairs image by image, as exhaustive and sequential lists do).
     """
     from tqdm.auto import tqdm
 
-    from .matching import DEFAULT_RATIO, GEOMETRIES, match, verify
+    from .matching import match, verify
 
     start = time.perf_counter()
     features = Path(features)
     pairs = check_pairs(pairs, list_feature_names(features), source=f"pairs of {features}")
-    if geometry not in GEOMETRIES:
-        raise ValueError(f"unknown geometry {geometry!r}; choose one of: {', '.join(GEOMETRIES)}")
-    settings = {"matcher": method, "ratio": DEFAULT_RATIO.get(method) if ratio is None else float(ratio),
-                "geometry": geometry, "estimator": estimator,
-                "threshold": GEOMETRIES[geometry][1] if threshold is None else float(threshold)}
+    settings = options.settings()
     get = _feature_cache(features, max(2, cache_size))
     matched, skipped, counts = [], [], []
     with append_matches(out, settings, overwrite=overwrite) as add:
@@ -246,10 +223,10 @@ def match_to_file(features: str | os.PathLike, pairs: Sequence[tuple[str, str]],
             (skipped if pair in add else todo).append(pair)
         for name0, name1 in tqdm(todo, desc="match", unit="pair", disable=not progress or not todo):
             f0, f1 = get(name0), get(name1)
-            m = match(f0.descriptors, f1.descriptors, method, ratio)
-            v = verify(f0.keypoints[m.indices[:, 0], :2], f1.keypoints[m.indices[:, 1], :2], geometry, estimator,
-                       threshold)
-            add(name0, name1, PairMatches(m.indices, m.distances, v.inliers, v.model, settings,
+            m = match(f0.descriptors, f1.descriptors, options.matcher, options.ratio)
+            v = verify(f0.keypoints[m.indices[:, 0], :2], f1.keypoints[m.indices[:, 1], :2], options.geometry,
+                       options.estimator, options.threshold)
+            add(name0, name1, PairMatches(m.indices, m.distances, v.inliers, v.geometry_matrix, settings,
                                           num_keypoints=(len(f0), len(f1))))
             matched.append((name0, name1))
             counts.append((len(m.indices), int(v.inliers.sum())))
@@ -258,64 +235,61 @@ def match_to_file(features: str | os.PathLike, pairs: Sequence[tuple[str, str]],
 
 
 def match_pair_to_dir(image1: str | os.PathLike, image2: str | os.PathLike, out: str | os.PathLike, *, model: Any,
-                      keypoints1: Any = None, keypoints2: Any = None, detector: str = "sift",
-                      max_keypoints: int | None = 2000, mr_size: float | None = None, method: str = "mnn",
-                      ratio: float | None = None, geometry: str = "homography", estimator: str = "magsac",
-                      threshold: float | None = None, device: str = "cpu", draw_outliers: bool = False,
+                      keypoints1: Any = None, keypoints2: Any = None,
+                      keypoint_options: KeypointOptions = KeypointOptions(),
+                      match_options: MatchOptions = MatchOptions(), device: str = "cpu", draw_outliers: bool = False,
                       max_lines: int | None = 300) -> dict[str, Any]:
     """Match two images for a quick look; write four files into the folder ``out`` -> the summary.
 
     ``features.h5`` (both images, named by file name) and ``matches.h5`` (the pair), in the layouts of
-    :mod:`descnet.features.files`; ``matches.png`` (:func:`descnet.features.matching.draw_matches`, the caption naming the
-    model, whether it is trained, and the counts); ``summary.json`` (keypoints, matches, inliers, the estimated
-    model, seconds per stage, environment). Arguments as :func:`descnet.features.matching.match_pair`; ``ValueError`` for
-    an image without keypoints. All results are computed before anything is written.
+    :mod:`descnet.features.files`; ``matches.png`` (:func:`descnet.features.matching.draw_matches`, the caption
+    naming the model, whether it is trained, and the counts); ``summary.json`` (keypoints, matches, inliers, the
+    estimated geometry matrix -- keys ``model_found``, ``estimated_model`` --, seconds per stage, environment).
+    Arguments as :func:`descnet.features.matching.match_pair`; ``ValueError`` for an image without keypoints.
+    All results are computed before anything is written.
     """
-    import cv2
-
-    from ..data.images import read_image
-    from .files import write_features, write_matches
+    from ..data.images import encode_image, read_image
     from ..io import result_set, write_json
-    from .matching import draw_matches, match_pair
     from ..runinfo import environment_info
+    from .files import write_features, write_matches
+    from .matching import draw_matches, match_pair
 
     start = time.perf_counter()
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a folder")
-    net, label, weights = resolve_descriptor(model)
-    timings = {"load_model": time.perf_counter() - start}
-    result = match_pair(image1, image2, model=net, keypoints1=keypoints1, keypoints2=keypoints2, detector=detector,
-                        max_keypoints=max_keypoints, mr_size=mr_size, method=method, ratio=ratio, geometry=geometry,
-                        estimator=estimator, threshold=threshold, device=device, timings=timings)
+    timings: dict[str, float] = {}
+    result = match_pair(image1, image2, model=model, keypoints1=keypoints1, keypoints2=keypoints2,
+                        keypoint_options=keypoint_options, match_options=match_options, device=device,
+                        timings=timings)
     for image, kp, feats in ((image1, keypoints1, result.features1), (image2, keypoints2, result.features2)):
         if len(feats) == 0:
             source = (f"keypoint file {kp} has no rows" if isinstance(kp, (str, os.PathLike))
-                      else "the given keypoints are empty" if kp is not None else f"the {detector} detector found none")
+                      else "the given keypoints are empty" if kp is not None
+                      else f"the {keypoint_options.detector} detector found none")
             raise ValueError(f"{image}: no keypoints to match ({source})")
     names = unique_group_names([image1, image2])
-    feats = [replace(f, info={**f.info, "model": label, "weights": weights})
-             for f in (result.features1, result.features2)]
+    feats = [result.features1, result.features2]
+    label, weights = feats[0].info["model"], feats[0].info["weights"]
     n_matches, n_inliers = len(result.matches), int(result.inliers.sum())
     caption = (f"{label} ({weights}) | keypoints {len(feats[0])} / {len(feats[1])} | matches {n_matches} | "
-               f"inliers {n_inliers} ({geometry}, {estimator})")
+               f"inliers {n_inliers} ({match_options.geometry}, {match_options.estimator})")
     picture = draw_matches(read_image(image1), read_image(image2), result.points1, result.points2, result.inliers,
                            caption, draw_outliers=draw_outliers, max_lines=max_lines)
-    ok, png = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise OSError("OpenCV could not encode matches.png")
+    png = encode_image(picture, ".png")
+    matrix = result.geometry_matrix
     summary = {
         "image1": str(image1), "image2": str(image2), "names": names, "model": label, "weights": weights,
         "detector": feats[0].info["detector"], "keypoints": [len(feats[0]), len(feats[1])], "matches": n_matches,
-        "inliers": n_inliers, **result.settings, "model_found": result.model is not None,
-        "estimated_model": None if result.model is None else result.model.tolist(), "caption": caption,
+        "inliers": n_inliers, **result.settings, "model_found": matrix is not None,
+        "estimated_model": None if matrix is None else matrix.tolist(), "caption": caption,
         "seconds": {**timings, "total": time.perf_counter() - start}, "environment": environment_info(device),
     }
-    settings = descriptor_settings(label, detector, mr_size)
+    settings = descriptor_settings(label, keypoint_options)
     with result_set(out) as staged:  # the four files of this run, or (after a failure or kill) the earlier ones
         write_features(staged.path("features.h5"), dict(zip(names, feats)), settings)
         write_matches(staged.path("matches.h5"),
                       {(names[0], names[1]): replace(result, features1=None, features2=None)}, result.settings)
-        staged.path("matches.png").write_bytes(png.tobytes())
+        staged.path("matches.png").write_bytes(png)
         write_json(staged.path("summary.json"), summary)
     return summary

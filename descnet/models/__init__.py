@@ -14,7 +14,7 @@ _LAZY = {
     "L2Net": ".l2net", "check_patches": ".l2net", "standardize_patches": ".l2net",
     "create_model": ".registry", "list_models": ".registry", "model_entry": ".registry",
     "register_model": ".registry",
-    "resolve_model": ".spec", "load_pretrained": ".spec", "spec_label": ".spec",
+    "resolve_model": ".spec", "load_pretrained": ".spec", "model_label": ".contract",
     "WeightsError": ".weights", "load_weights": ".weights",
     "DEFAULT_MODEL": ".pretrained", "list_pretrained": ".pretrained", "pretrained_entry": ".pretrained",
 }

@@ -1,20 +1,72 @@
-"""The model contract's checks and names: what every describing path refuses and how it names a model.
+"""The model contract: how a model describes, what every describing path refuses, and how a model is named.
 
-A model maps ``(B, 1, P, P)`` patches to ``(B, D)`` unit descriptors; descriptors that are not finite mean
-broken weights and are refused before anything is written or scored (:func:`check_finite_descriptors`).
+A *patch* model maps ``(B, 1, P, P)`` patches to ``(B, D)`` unit descriptors (``forward``). An *image*
+model (:class:`ImageDescriptor`, e.g. OpenCV's SIFT descriptor, :mod:`descnet.models.opencv`) describes
+keypoints on the whole image instead; :func:`descnet.features.description.describe_images` asks which one a
+model is. Descriptors that are not finite mean broken weights and are refused before anything is written or
+scored (:func:`check_finite_descriptors`).
+
+Names: :func:`model_label` is *the* label of a model SPEC or module (tables, file names, feature files);
+:func:`model_name` is how errors name a model (the SPEC as typed).
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-__all__ = ["NonFiniteDescriptorsError", "check_finite_descriptors", "model_name"]
+__all__ = ["NonFiniteDescriptorsError", "ImageDescriptor", "check_finite_descriptors", "model_label", "model_name"]
 
 
 class NonFiniteDescriptorsError(ValueError):
     """A model produced NaN or infinite descriptors (broken weights): nothing is written or scored."""
+
+
+class ImageDescriptor(nn.Module):
+    """A model that describes keypoints on the whole grey image rather than cut patches.
+
+    Subclasses implement :meth:`describe_image`; ``forward`` refuses patches, so a patch-based protocol
+    (Brown, HPatches, training) given such a model stops with an error naming it.
+    """
+
+    descriptor_dim: int
+
+    def describe_image(self, image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        """``(H, W)`` float32 grey image in [0, 1] and ``(N, 4)`` keypoints ``x y size angle`` (OpenCV's
+        convention) -> ``(N, D)`` float32 unit-L2 descriptors, in the keypoints' order."""
+        raise NotImplementedError
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        raise ValueError(f"model {model_name(self)}: describes keypoints on whole images (descnet describe, match, "
+                         f"eval sequences, eval sfm), not patches")
+
+
+def model_label(model: str | os.PathLike | nn.Module) -> str:
+    """The label of a model SPEC or module, for tables, file names and feature files.
+
+    A SPEC: ``tfeat:x/tfeat-liberty.params`` -> ``tfeat-liberty``, ``hardnet:random`` -> ``hardnet-random`` (so an
+    untrained network says so), ``runs/csa/best.pt`` -> ``csa-best``, ``runs/csa`` -> ``csa``, a name stays
+    itself. A module: the label of the SPEC it was resolved from (``descnet_spec``), else its registry name,
+    else its class name.
+    """
+    if isinstance(model, nn.Module):
+        spec = getattr(model, "descnet_spec", None)
+        if spec is None:
+            return str(getattr(model, "descnet_name", None) or type(model).__name__)
+        model = spec
+    text = str(model).rstrip("/")
+    name, sep, weights = text.partition(":")
+    if sep and weights:
+        stem = Path(weights).stem
+        return stem if stem.startswith(name) else f"{name}-{stem}"
+    path = Path(text)
+    if path.suffix in (".pt", ".pth", ".ckpt"):
+        return f"{path.parent.name}-{path.stem}" if path.parent.name else path.stem
+    return path.name or text
 
 
 def model_name(model: Any) -> str:

@@ -1,7 +1,9 @@
 """Model registry: ``create_model(name, **overrides)`` and ``list_models()``, as in timm.
 
 Every registered model maps float patches ``(B, 1, P, P)`` (pixels scaled to [0, 1]; ``P`` is the model's
-``patch_size``, 32 for all learned models) to ``(B, D)`` unit-L2 descriptors. ``create_model`` records
+``patch_size``, 32 for all learned models) to ``(B, D)`` unit-L2 descriptors, except the image models
+(:class:`descnet.models.contract.ImageDescriptor`: ``opencv-sift``, ``opencv-rootsift``), which describe
+keypoints on the whole image. ``create_model`` records
 the name and options on the model (``descnet_name``, ``descnet_options``) so checkpoints can rebuild it.
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ class ModelEntry:
 
 _REGISTRY: dict[str, ModelEntry] = {}
 # modules whose import registers models; imported on first use, so `import descnet` stays light
-_MODEL_MODULES = ("descnet.models.zoo", "descnet.models.handcrafted")
+_MODEL_MODULES = ("descnet.models.zoo", "descnet.models.handcrafted", "descnet.models.opencv")
 
 
 def register_model(name: str, summary: str, trainable: bool = True, **defaults: Any):

@@ -4,7 +4,8 @@ A SPEC is one of:
 
 * a trained model by name (:mod:`descnet.models.pretrained`): ``descnet-hardnet-csa`` (shipped, the default), ``descnet-hardnet``,
   ``hardnet-liberty``, ``sosnet-liberty``, ``tfeat-liberty``, ... (published, downloaded on first use);
-* a hand-crafted baseline: ``sift``, ``rootsift``, ``pixels``;
+* a hand-crafted baseline: ``sift``, ``rootsift``, ``pixels`` (patch models), ``opencv-sift``,
+  ``opencv-rootsift`` (OpenCV's SIFT descriptor on the whole image, :mod:`descnet.models.opencv`);
 * an architecture with a weight file: ``tfeat:path/to/tfeat-liberty.params``;
 * an *untrained* network, always explicitly: ``hardnet:random`` (initialised from seed 0, the same network
   in every process, so an untrained baseline is reproducible). A bare architecture name (``hardnet``) is
@@ -30,7 +31,7 @@ from .registry import create_model, list_models, model_entry
 from .weights import (WeightsError, checkpoint_model_info, extract_state_dict, load_state, load_weights,
                       pretrained_path, read_weights_file)
 
-__all__ = ["resolve_model", "load_pretrained", "spec_label", "UNTRAINED_SEED", "RANDOM"]
+__all__ = ["resolve_model", "load_pretrained", "UNTRAINED_SEED", "RANDOM"]
 
 #: the initialisation seed of an untrained network (``NAME:random``)
 UNTRAINED_SEED = 0
@@ -64,8 +65,11 @@ def _checkpoint_in_run_dir(path: Path) -> Path:
     raise WeightsError(f"{path}: a run directory needs one of {', '.join(RUN_CHECKPOINTS)}")
 
 
-def resolve_model(spec: str | os.PathLike) -> nn.Module:
-    """Turn a model SPEC into a model in eval mode on the CPU (see the module docstring)."""
+def resolve_model(spec: str | os.PathLike | nn.Module) -> nn.Module:
+    """Turn a model SPEC into a model in eval mode on the CPU (see the module docstring); a module is returned
+    as it is, so functions that take a SPEC or a module resolve with this one call."""
+    if isinstance(spec, nn.Module):
+        return spec
     text = str(spec)
     names = list_models()
     if pretrained_entry(text) is not None:
@@ -103,15 +107,3 @@ def resolve_model(spec: str | os.PathLike) -> nn.Module:
     raise ValueError(f"model SPEC {text!r} is neither a trained model name, a baseline, NAME:WEIGHTS, "
                      f"NAME:{RANDOM}, a checkpoint file nor a run directory (`descnet models` lists the names)")
 
-
-def spec_label(spec: str | os.PathLike) -> str:
-    """A short name for tables and file names: ``tfeat:x/tfeat-liberty.params`` -> ``tfeat-liberty``."""
-    text = str(spec).rstrip("/")
-    name, sep, weights = text.partition(":")
-    if sep and weights:
-        stem = Path(weights).stem
-        return stem if stem.startswith(name) else f"{name}-{stem}"
-    path = Path(text)
-    if path.suffix in (".pt", ".pth", ".ckpt"):
-        return f"{path.parent.name}-{path.stem}" if path.parent.name else path.stem
-    return path.name or text

@@ -55,7 +55,7 @@ def cached_sequence_patches(sequence, options, seed: int, size: int,
     """``{type: uint8 (N, size, size)}`` of one sequence, from the cache or cut (and cached) now.
 
     Args:
-        sequence: a :class:`descnet.data.sequences.Sequence`.
+        sequence: a :class:`descnet.data.sequences.ImageSequence`.
         options: :class:`descnet.data.patchify.PatchifyOptions`.
         seed: the patchify jitter seed.
         size: the model's input side; patches are stored after ``resize(stack, size)``.
