@@ -191,13 +191,20 @@ def test_cli_eval_sequences_reruns_add_models(sequence_root, tmp_path, capsys):
     (["--model", "pixels", "--kind", "viewpoint", "--sequence", "i_synth"],
      "error: sequence i_synth: not found under"),
     (["--model", "pixels", "--matcher", "mnn", "--ratio", "0.9"], "ratio applies to the snn and smnn matchers"),
-    (["--model", "pixels", "--detector", "surf"], "detector 'surf': unknown; choose one of: sift"),
 ])
 def test_cli_eval_sequences_bad_arguments(sequence_root, tmp_path, capsys, extra, message):
     out = tmp_path / "out"
     assert main(["eval", "sequences", "--root", str(sequence_root), "--out", str(out), *extra]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_eval_sequences_detector_choices_come_from_the_library(sequence_root, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", "sequences", "--root", str(sequence_root), "--out", str(tmp_path / "out"), "--detector", "surf"])
+    assert exit_.value.code == 2
+    assert "argument --detector: invalid choice: 'surf'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_benchmark_sequences_from_python_equals_the_cli(sequence_root, tmp_path, capsys):

@@ -76,31 +76,35 @@ def keypoint_options(args: argparse.Namespace) -> KeypointOptions:
 
 
 def add_match_arguments(parser: argparse.ArgumentParser, matcher: str = "mnn", ratio: float | None = None,
-                        geometry: str | None = "homography") -> None:
+                        geometry: str | None = "homography", fixed_geometry: bool = False) -> None:
     """``--matcher``, ``--ratio``, ``--geometry``, ``--estimator``, ``--threshold``: read by :func:`match_options`.
 
     ``geometry=None``: the verb picks the default (``match``: homography for two images, fundamental for a pair
-    list).
+    list). ``fixed_geometry``: the verb's protocol fixes the geometry (``eval sequences``: homography, ``eval
+    sfm``: fundamental), so there is no ``--geometry``.
     """
     parser.add_argument("--matcher", choices=MATCHERS, default=matcher,
                         help=f"mnn: mutual nearest neighbours, snn: ratio test, smnn: both (default: {matcher})")
     parser.add_argument("--ratio", type=float, default=ratio,
                         help="ratio-test threshold for snn/smnn (default: "
                              + (f"{ratio})" if ratio is not None else "0.8 snn, 0.95 smnn)"))
-    parser.add_argument("--geometry", choices=tuple(GEOMETRIES), default=geometry,
-                        help="geometry matrix fitted to the matches (default: "
-                             + (f"{geometry})" if geometry else "homography for two images, fundamental for --pairs)"))
+    if not fixed_geometry:
+        parser.add_argument("--geometry", choices=tuple(GEOMETRIES), default=geometry,
+                            help="geometry matrix fitted to the matches (default: "
+                                 + (f"{geometry})" if geometry else "homography for two images, fundamental for --pairs)"))
     parser.add_argument("--estimator", choices=ESTIMATOR_NAMES, default="magsac",
                         help="OpenCV robust estimator (default: magsac = cv2.USAC_MAGSAC)")
+    default = f"{GEOMETRIES[geometry][1]:g}" if fixed_geometry else "3 for homography, 1 for fundamental"
     parser.add_argument("--threshold", type=float, default=None, metavar="PX",
-                        help="inlier threshold in pixels (default: 3 for homography, 1 for fundamental)")
+                        help=f"inlier threshold in pixels (default: {default})")
 
 
 def match_options(args: argparse.Namespace, geometry: str | None = None) -> MatchOptions:
     """The :class:`MatchOptions` of :func:`add_match_arguments` (``geometry``: used when ``--geometry`` is not
-    given); errors name the argument."""
+    given or not offered); errors name the argument."""
     try:
-        return MatchOptions(args.matcher, args.ratio, args.geometry or geometry, args.estimator, args.threshold)
+        return MatchOptions(args.matcher, args.ratio, getattr(args, "geometry", None) or geometry, args.estimator,
+                            args.threshold)
     except ValueError as err:
         raise _naming_argument(err) from None
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 
-from descnet.features.options import DETECTOR_NAMES, ESTIMATOR_NAMES, MATCHERS, KeypointOptions, MatchOptions
+from descnet.cli.common import add_keypoint_arguments, add_match_arguments, add_quiet
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,41 +35,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not add OpenCV SIFT and RootSIFT to the models")
     parser.add_argument("--kind", choices=("illumination", "viewpoint"), help="only these sequences")
     parser.add_argument("--sequence", action="append", metavar="NAME", help="only these sequences (repeat)")
-    parser.add_argument("--detector", default="sift",
-                        help=f"OpenCV detector for the keypoints: {', '.join(DETECTOR_NAMES)} (default: sift)")
-    parser.add_argument("--max-keypoints", type=int, default=2000, metavar="N",
-                        help="strongest N keypoints per image (default: 2000; 0 = all)")
-    parser.add_argument("--mr-size", type=float, default=None, metavar="X",
-                        help="region half-side per unit of keypoint size (default: the detector's, 6 for sift)")
-    parser.add_argument("--matcher", choices=MATCHERS, default="mnn", help="matcher (default: mnn)")
-    parser.add_argument("--ratio", type=float, default=None, help="ratio-test threshold for snn/smnn")
-    parser.add_argument("--estimator", choices=ESTIMATOR_NAMES, default="magsac",
-                        help="OpenCV robust estimator (default: magsac)")
-    parser.add_argument("--threshold", type=float, default=None, metavar="PX",
-                        help="homography inlier threshold in pixels (default: 3)")
+    add_keypoint_arguments(parser)
+    add_match_arguments(parser, fixed_geometry=True)
     parser.add_argument("--device", default="cpu", help="torch device for the models (default: cpu)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the earlier results in --out (default: add these models to them; results of "
                              "other models are kept)")
     parser.add_argument("--out", default="results/eval/sequences", metavar="DIR",
                         help="folder for sequences.json and mma.png (default: results/eval/sequences)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from descnet.cli.common import output_dir
+    from descnet.cli.common import keypoint_options, match_options, output_dir
     from descnet.eval.sequences import benchmark_sequences, format_summary
     from descnet.features.inference import check_device
 
     check_device(args.device, "--device")
     output_dir(args.out)  # a file there, or a file on its path: refused before any work
-    keypoint_options = KeypointOptions(detector=args.detector, max_keypoints=args.max_keypoints or None,
-                                       mr_size=args.mr_size)
-    match_options = MatchOptions(matcher=args.matcher, ratio=args.ratio, geometry="homography",
-                                 estimator=args.estimator, threshold=args.threshold)
     run = benchmark_sequences(args.root, args.out, models=args.model, baselines=not args.no_baselines,
-                              kind=args.kind, names=args.sequence, keypoint_options=keypoint_options,
-                              match_options=match_options, device=args.device, overwrite=args.overwrite,
+                              kind=args.kind, names=args.sequence, keypoint_options=keypoint_options(args),
+                              match_options=match_options(args, "homography"), device=args.device, overwrite=args.overwrite,
                               progress=not args.quiet)
     if run.kept:
         print(run.kept_note())

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import argparse
 
-from descnet.features.options import DETECTOR_NAMES, MATCHERS, KeypointOptions, MatchOptions
+from descnet.cli.common import add_keypoint_arguments, add_match_arguments, add_quiet
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from descnet.cli.common import add_quiet
     from descnet.cli.reconstruct import add_sfm_arguments
 
     parser.add_argument("images", metavar="IMAGES", help="the image folder")
@@ -34,15 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-colmap", action="store_true", help="do not add COLMAP's own SIFT pipeline")
     parser.add_argument("--image-list", metavar="FILE", help="only the images named in FILE (relative to IMAGES)")
     parser.add_argument("--pairs", metavar="PAIRS.txt", help="the pairs to match (default: all pairs)")
-    parser.add_argument("--detector", default="sift",
-                        help=f"OpenCV detector for the keypoints: {', '.join(DETECTOR_NAMES)} (default: sift)")
-    parser.add_argument("--max-keypoints", type=int, default=8192, metavar="N",
-                        help="strongest N keypoints per image, and COLMAP's SIFT count (default: 8192, COLMAP's)")
-    parser.add_argument("--mr-size", type=float, default=None, metavar="X",
-                        help="region half-side per unit of keypoint size (default: the detector's, 6 for sift)")
-    parser.add_argument("--matcher", choices=MATCHERS, default="smnn",
-                        help="matcher (default: smnn, mutual nearest neighbours with the ratio test)")
-    parser.add_argument("--ratio", type=float, default=0.8, help="ratio-test threshold (default: 0.8, COLMAP's)")
+    add_keypoint_arguments(parser, max_keypoints=8192)  # COLMAP's SIFT count, also its SIFT pipeline's
+    add_match_arguments(parser, matcher="smnn", ratio=0.8, geometry="fundamental", fixed_geometry=True)  # COLMAP's
     parser.add_argument("--device", default="cpu", help="torch device for the models (default: cpu)")
     parser.add_argument("--out", default="results/eval/sfm", metavar="DIR",
                         help="output folder (default: results/eval/sfm)")
@@ -51,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from descnet.cli.common import output_dir
+    from descnet.cli.common import keypoint_options, match_options, output_dir
     from descnet.cli.reconstruct import sfm_options
     from descnet.colmap import format_table
     from descnet.eval.sequences import label_models
@@ -61,15 +53,14 @@ def run(args: argparse.Namespace) -> int:
     from descnet.models.pretrained import DEFAULT_MODEL
 
     check_device(args.device, "--device")
-    keypoint_options = KeypointOptions(detector=args.detector, max_keypoints=args.max_keypoints, mr_size=args.mr_size)
-    match_options = MatchOptions(matcher=args.matcher, ratio=None if args.matcher == "mnn" else args.ratio,
-                                 geometry="fundamental")
+    if args.matcher == "mnn":  # the default ratio (COLMAP's 0.8) belongs to the ratio-test matchers
+        args.ratio = None
     models = label_models(dict.fromkeys((args.model or [DEFAULT_MODEL])
                                         + ([] if args.no_baselines else ["opencv-rootsift"])))
     out = output_dir(args.out)
     rows = compare_sfm(args.images, models, out, image_list=args.image_list,
                        pairs=read_pairs(args.pairs) if args.pairs else None, colmap_sift=not args.no_colmap,
-                       keypoint_options=keypoint_options, match_options=match_options, options=sfm_options(args),
+                       keypoint_options=keypoint_options(args), match_options=match_options(args, "fundamental"), options=sfm_options(args),
                        device=args.device, progress=not args.quiet)
     print(format_table(rows))
     print(f"wrote {out / 'sfm.json'}, {out / 'sfm.md'}")
