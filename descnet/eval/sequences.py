@@ -176,7 +176,7 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any],
                                                      options=kp, device=device)))
             for k in seq.targets:
                 f1, fk = feats[1], feats[k]
-                m = match(f1.descriptors, fk.descriptors, method=mo.matcher, ratio=mo.ratio)
+                m = match(f1.descriptors, fk.descriptors, matcher=mo.matcher, ratio=mo.ratio)
                 p1, pk = f1.keypoints[m.indices[:, 0], :2], fk.keypoints[m.indices[:, 1], :2]
                 errors = reprojection_errors(p1, pk, seq.homographies[k])
                 v = verify(p1, pk, geometry=mo.geometry, estimator=mo.estimator, threshold=mo.threshold)

@@ -1,6 +1,6 @@
 """Descriptor matching, geometric verification and match drawing: ``descnet.match(desc1, desc2)``.
 
->>> m = descnet.match(f1.descriptors, f2.descriptors, method="smnn", ratio=0.9)
+>>> m = descnet.match(f1.descriptors, f2.descriptors, matcher="smnn", ratio=0.9)
 >>> v = verify(f1.keypoints[m.indices[:, 0], :2], f2.keypoints[m.indices[:, 1], :2], "homography")
 >>> v.geometry_matrix, v.inliers                    # (3, 3) H or None, (M,) bool
 
@@ -63,13 +63,13 @@ def _as_descriptors(desc: Any, name: str) -> torch.Tensor:
     return t
 
 
-def match(desc1: Any, desc2: Any, method: str = "mnn", ratio: float | None = None) -> Matches:
+def match(desc1: Any, desc2: Any, matcher: str = "mnn", ratio: float | None = None) -> Matches:
     """Match ``(N1, D)`` to ``(N2, D)`` descriptors (numpy or torch) -> :class:`Matches`, sorted by ``desc1`` index.
 
-    ``method``: ``mnn``, ``snn`` or ``smnn`` (module docstring); ``ratio`` is the ratio-test threshold of
+    ``matcher``: ``mnn``, ``snn`` or ``smnn`` (module docstring); ``ratio`` is the ratio-test threshold of
     ``snn``/``smnn`` (``None``: 0.8 for snn, 0.95 for smnn) and must be ``None`` for ``mnn``.
     """
-    th = MatchOptions(method, ratio).ratio_or_default
+    th = MatchOptions(matcher, ratio).ratio_or_default
     d1, d2 = _as_descriptors(desc1, "desc1"), _as_descriptors(desc2, "desc2")
     if d1.shape[1] != d2.shape[1]:
         raise ValueError(f"descriptor sizes differ: desc1 is {tuple(d1.shape)}, desc2 is {tuple(d2.shape)} "
@@ -79,9 +79,9 @@ def match(desc1: Any, desc2: Any, method: str = "mnn", ratio: float | None = Non
         return empty
     with torch.inference_mode():
         dm = torch.cdist(d1, d2)
-        if method == "mnn":
+        if matcher == "mnn":
             _, idx = KF.match_mnn(d1, d2, dm)
-        elif method == "snn":
+        elif matcher == "snn":
             _, idx = KF.match_snn(d1, d2, th, dm)
         else:
             _, idx = KF.match_smnn(d1, d2, th, dm)
