@@ -1,6 +1,8 @@
 """The fast inference path: BatchNorm folding, the fused CSA, backends of describe_patches, the cache."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -89,6 +91,29 @@ def test_fused_csa_matches_the_csa_definition_in_float64(channels, bases, groups
     assert fused.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     torch.testing.assert_close(fused.double(), expected, atol=2e-5, rtol=1e-5)
     torch.testing.assert_close(eager.double(), expected, atol=2e-5, rtol=1e-5)
+
+
+@needs_ort
+@pytest.mark.parametrize("channels,bases,groups,hw,batch", [(32, 32, 2, 8, 3), (64, 16, 4, 4, 2)])
+def test_fused_csa_onnx_graph_matches_the_csa_definition(channels, bases, groups, hw, batch):
+    """The exported graph takes FusedCSA's ``Exp`` branch (torch runs ``exp2``): both match float64."""
+    import io
+
+    import onnxruntime as ort
+
+    onnx = pytest.importorskip("onnx")
+    torch.manual_seed(2)
+    block = randomise(CompressedSelfAttention(channels, num_bases=bases, groups=groups))
+    x = torch.randn(batch, channels, hw, hw + 1)
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notes
+        torch.onnx.export(FusedCSA(block).eval(), (x[:1],), buffer, input_names=["x"], output_names=["y"],
+                          opset_version=17, dynamo=False, dynamic_axes={"x": {0: "b"}, "y": {0: "b"}})
+    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+    assert "Exp" in {node.op_type for node in onnx.load_from_string(buffer.getvalue()).graph.node}
+    got = torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
+    torch.testing.assert_close(got.double(), csa_reference(block, x), atol=2e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("temperature", [14.0, 60.0])  # one exponential / the two softmaxes as written
