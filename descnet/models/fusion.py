@@ -58,7 +58,8 @@ class FusedCSA(nn.Module):
     * the output projection and ``gamma`` are applied to the M pooled columns, not to the N positions:
       ``P_g = gamma Wo_g o_g + gamma bo / G`` (``(C, M)``; the bias term works because every column of
       ``W_g`` sums to 1), and the output is ``X + [P_1 ... P_G] [W_1; ...; W_G]``: one matrix product with
-      ``K = G*M`` for all groups, with the residual as its addend;
+      ``K = G*M`` for all groups, with the residual as its addend (the channels-last CPU path adds the G
+      products of ``K = M`` in place instead: ATen copies strided outputs);
     * PyTorch computes ``E`` as ``exp2`` of logits scaled by ``log2(e)`` (folded into the bases): ATen's
       ``exp2`` is ~4x faster than its ``exp`` (both vectorised; ``exp2`` within ~1e-6 relative). The ONNX
       export keeps ``Exp`` (ONNX has no ``Exp2``; ONNX Runtime's ``Exp`` is fast).
@@ -140,15 +141,22 @@ class FusedCSA(nn.Module):
             k = len(r)
             qv = torch.addmm(self.qv_bias.view(-1), r.reshape(k * n, c), self.qv_weight_t)  # [q, v]: (k*N, Cq + C)
             q = F.normalize(qv[:, :cq], dim=1)
-            e = torch.mm(q, self.bases_log2_t).exp2_().view(k, n, g, m)  # E^T: (k, N, G, M)
-            v = qv[:, cq:].view(k, n, g, cg)
-            ot = torch.empty(k, g, m, cg, dtype=x.dtype, device=x.device)
+            e = torch.mm(q, self.bases_log2_t).exp2_().view(k, n, g * m)  # E^T: (k, N, G*M)
+            inv_colsum = e.sum(1).reciprocal_()  # 1 / sum_n E: (k, G*M)
+            pooled = []  # P_g^T per group: (k, M, C)
             for j in range(g):
-                torch.bmm(e[:, :, j].transpose(1, 2), v[:, :, j], out=ot[:, j])  # o_g^T: (k, M, C/G)
-            ot.mul_(e.sum(1).reciprocal_().unsqueeze(3))  # o_g^T = A_g v_g: the softmax over positions
-            pt = torch.matmul(ot, self.out_weight_t).add_(self.out_bias)  # P_g^T: (k, G, M, C)
-            e.mul_(e.sum(3, keepdim=True).reciprocal_())  # W^T: the softmax over the M bases of each group
-            torch.baddbmm(r, e.view(k, n, g * m), pt.view(k, g * m, c), out=out[i:i + k])
+                bases = slice(j * m, (j + 1) * m)
+                v = qv[:, cq + j * cg:cq + (j + 1) * cg].view(k, n, cg)  # v_g^T: (k, N, C/G)
+                o = torch.bmm(e[:, :, bases].transpose(1, 2), v)  # (k, M, C/G), contiguous (no copy)
+                o.mul_(inv_colsum[:, bases].unsqueeze(2))  # o_g^T = A_g v_g: the softmax over positions
+                pooled.append(torch.addmm(self.out_bias, o.view(k * m, cg), self.out_weight_t[j]).view(k, m, c))
+            groups = e.view(k, n, g, m)
+            groups.mul_(groups.sum(3, keepdim=True).reciprocal_())  # W^T: the softmax over each group's bases
+            # out = X^T + sum_g W_g^T P_g^T: one K=M product per group, accumulated in place (per-group
+            # products into one (k, G*M, C) buffer would need strided outputs, which ATen copies)
+            torch.baddbmm(r, e[:, :, :m], pooled[0], out=out[i:i + k])
+            for j in range(1, g):
+                out[i:i + k].baddbmm_(e[:, :, j * m:(j + 1) * m], pooled[j])
         return out.view(b, h, w, c).permute(0, 3, 1, 2)
 
 
