@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from descnet.models.fusion import FusedCSA, fold_batchnorm, fuse_for_inference
+from descnet.features import inference
 from descnet.features.inference import PatchDescriber, as_patch_tensor, describe_patches, onnxruntime_available
 from descnet.models import CompressedSelfAttention, create_model
 
@@ -212,7 +213,8 @@ def test_backends_agree_with_the_model(csa_model, patches65, backend):
 
 
 @needs_ort
-def test_describer_reports_the_backend_and_its_batch_size():
+def test_describer_reports_the_backend_and_its_batch_size(monkeypatch):
+    monkeypatch.setattr(inference, "cpu_kind", lambda: "AVX512_BF16")  # "auto" is ONNX Runtime there
     torch.manual_seed(4)
     hardnet, csa = create_model("hardnet"), create_model("hardnet-csa")
     assert PatchDescriber(hardnet).backend == "onnxruntime"
@@ -220,6 +222,22 @@ def test_describer_reports_the_backend_and_its_batch_size():
     assert PatchDescriber(csa).batch_size == 16
     assert PatchDescriber(csa, backend="fused").batch_size == 32
     assert PatchDescriber(csa, backend="fused").backend == "fused"
+
+
+@pytest.mark.parametrize("kind, expected", [("AMX", "onnxruntime"), ("AVX512_BF16", "onnxruntime"),
+                                            ("AVX512", "onnxruntime"), ("AVX2", "fused"), ("DEFAULT", "fused")])
+def test_auto_backend_follows_the_cpu(monkeypatch, kind, expected):
+    """ONNX Runtime where it was measured fastest (AVX-512); PyTorch on AVX2-only CPUs, on GPUs, in bfloat16,
+    for small jobs and without ONNX Runtime."""
+    monkeypatch.setattr(inference, "cpu_kind", lambda: kind)
+    monkeypatch.setattr(inference, "onnxruntime_available", lambda: True)
+    assert inference.auto_backend("cpu") == expected
+    assert inference.auto_backend("cpu", "float32", inference.ONNX_MIN_PATCHES) == expected
+    assert inference.auto_backend("cpu", "float32", inference.ONNX_MIN_PATCHES - 1) == "fused"
+    assert inference.auto_backend("cpu", "bfloat16") == "fused"
+    assert inference.auto_backend("cuda") == "fused"
+    monkeypatch.setattr(inference, "onnxruntime_available", lambda: False)
+    assert inference.auto_backend("cpu") == "fused"
 
 
 def test_batch_size_and_a_given_describer_do_not_change_results(csa_model, patches65):

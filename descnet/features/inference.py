@@ -17,8 +17,12 @@ Backends (``backend=``):
   worker's activations stay in its own core's cache): hardnet-csa 1.2x faster on 2 cores.
 * ``"compile"``: ``torch.compile`` of the fused model with inductor's weight freezing; compiling takes a
   minute on a small CPU, so it is used only when asked for.
-* ``"auto"`` (default): ``"onnxruntime"`` on the CPU in float32 for jobs of at least
-  :data:`ONNX_MIN_PATCHES` patches when ONNX Runtime is installed, ``"fused"`` otherwise.
+* ``"auto"`` (default, :func:`auto_backend`): ``"onnxruntime"`` on a CPU with AVX-512 in float32 for jobs
+  of at least :data:`ONNX_MIN_PATCHES` patches when ONNX Runtime is installed, ``"fused"`` otherwise. On
+  AVX2-only CPUs the fused PyTorch model is the default: ONNX Runtime's AVX2 kernels made ``hardnet-csa``
+  1.65x the time of ``hardnet`` (a real AVX2 EPYC), PyTorch's AVX2 path 1.34x (AVX2-limited run,
+  ``benchmarks/describe_speed.py``); ONNX Runtime cannot be limited to AVX2 on an AVX-512 machine, so that
+  choice is kept where it was measured.
 
 A backend that cannot handle a model (export fails, or its output on a probe batch differs from the
 eager model's by more than 1e-4) falls back to ``"fused"``, then to ``"eager"``, with a warning when the
@@ -49,8 +53,10 @@ from torch import nn
 from ..models.contract import NonFiniteDescriptorsError, check_finite_descriptors, model_name
 from ..models.fusion import FusedCSA, fuse_for_inference
 from ..parallel import ordered_map
+from ..precision import cpu_kind
 
-__all__ = ["as_patch_tensor", "describe_patches", "PatchDescriber", "default_batch_size", "onnxruntime_available", "BACKENDS", "PRECISIONS",
+__all__ = ["as_patch_tensor", "describe_patches", "PatchDescriber", "auto_backend", "default_batch_size",
+           "onnxruntime_available", "BACKENDS", "PRECISIONS",
            "ONNX_MIN_PATCHES", "check_device"]
 
 BACKENDS = ("auto", "eager", "fused", "onnxruntime", "compile")
@@ -130,6 +136,17 @@ def onnxruntime_available() -> bool:
     return True
 
 
+def auto_backend(device: str | torch.device = "cpu", precision: str = "float32", patches: int | None = None) -> str:
+    """The backend ``"auto"`` stands for: ``"onnxruntime"`` on a CPU with AVX-512 (:func:`descnet.precision.cpu_kind`)
+    in float32 when ONNX Runtime is installed and the job has at least :data:`ONNX_MIN_PATCHES` patches (or
+    ``patches`` is not given); ``"fused"`` otherwise, including AVX2-only CPUs (module docstring)."""
+    if torch.device(device).type != "cpu" or precision != "float32" or not onnxruntime_available():
+        return "fused"
+    if patches is not None and patches < ONNX_MIN_PATCHES:
+        return "fused"
+    return "onnxruntime" if cpu_kind().startswith(("AVX512", "AMX")) else "fused"
+
+
 def default_batch_size(backend: str, device: str | torch.device = "cpu", attention: bool = False) -> int:
     """Patches per forward pass: 4096 on CUDA; on the CPU 32 for PyTorch, and for ONNX Runtime 128 (16 for
     a model with attention) per worker.
@@ -192,8 +209,7 @@ class PatchDescriber:
     Args:
         model: any descnet model (a copy is prepared; ``model`` is not changed).
         device: where the model runs.
-        backend: one of :data:`BACKENDS` (``"auto"`` resolves to ``"onnxruntime"`` on the CPU in float32
-            when installed, else ``"fused"``); see the module docstring.
+        backend: one of :data:`BACKENDS` (``"auto"``: :func:`auto_backend`); see the module docstring.
         precision: ``"float32"`` or ``"bfloat16"``.
 
     Attributes: ``backend`` (the backend actually used, after any fallback), ``device``, ``precision``,
@@ -218,8 +234,7 @@ class PatchDescriber:
         self.descriptor_dim = int(getattr(model, "descriptor_dim", 0)) or None
         requested = backend
         if backend == "auto":
-            backend = ("onnxruntime" if self.device.type == "cpu" and precision == "float32"
-                       and onnxruntime_available() else "fused")
+            backend = auto_backend(self.device, precision)
         reference = _eager_copy(model, self.device)
         chain = {"onnxruntime": ["onnxruntime", "fused", "eager"], "compile": ["compile", "fused", "eager"],
                  "fused": ["fused", "eager"], "eager": ["eager"]}[backend]
@@ -354,8 +369,7 @@ def describe_patches(model: nn.Module | PatchDescriber, patches: Any, batch_size
         batch_size: patches per forward pass; ``None`` picks :func:`default_batch_size`.
         device: where the model runs; descriptors are returned on the CPU.
         progress: show a progress bar.
-        backend: see the module docstring; ``"auto"`` uses ONNX Runtime on the CPU for jobs of at least
-            :data:`ONNX_MIN_PATCHES` patches when installed, the fused PyTorch model otherwise.
+        backend: see the module docstring; ``"auto"``: :func:`auto_backend`.
         precision: ``"float32"`` or ``"bfloat16"``.
 
     Raises :class:`NonFiniteDescriptorsError` (naming the model) when any descriptor is NaN or inf.
@@ -367,8 +381,8 @@ def describe_patches(model: nn.Module | PatchDescriber, patches: Any, batch_size
     else:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if backend == "auto" and (n < ONNX_MIN_PATCHES or device.type != "cpu"):
-            backend = "fused"
+        if backend == "auto":
+            backend = auto_backend(device, precision, n)
         describer = _describer_for(model, device, backend, precision)
     if batch_size is None:
         batch_size = describer.batch_size
