@@ -94,6 +94,23 @@ def test_fused_csa_matches_the_csa_definition_in_float64(channels, bases, groups
     torch.testing.assert_close(eager.double(), expected, atol=2e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fused_csa_in_place_adds_to_its_input(channels_last):
+    """``inplace=True`` (what fuse_for_inference uses inside an L2Net) gives the same output, in the input's memory."""
+    torch.manual_seed(3)
+    block = randomise(CompressedSelfAttention(32, num_bases=8, groups=2))
+    x = torch.randn(10, 32, 6, 5)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    expected = FusedCSA(block)(x)
+    assert not torch.equal(expected, x)  # the block changes the map, so the check below can fail
+    got = FusedCSA(block, inplace=True)(x)
+    assert got.data_ptr() == x.data_ptr()
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+    fused = fuse_for_inference(create_model("hardnet-csa"))
+    assert fused.attn32.inplace and not FusedCSA(block).inplace
+
+
 @needs_ort
 @pytest.mark.parametrize("channels,bases,groups,hw,batch", [(32, 32, 2, 8, 3), (64, 16, 4, 4, 2)])
 def test_fused_csa_onnx_graph_matches_the_csa_definition(channels, bases, groups, hw, batch):

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import SINGLE_EXP_MAX_TEMPERATURE, CompressedSelfAttention
+from .l2net import L2Net
 
 __all__ = ["fuse_for_inference", "fold_batchnorm", "FusedCSA"]
 
@@ -73,8 +74,9 @@ class FusedCSA(nn.Module):
 
     MAX_TEMPERATURE = SINGLE_EXP_MAX_TEMPERATURE
 
-    def __init__(self, block: nn.Module) -> None:
+    def __init__(self, block: nn.Module, inplace: bool = False) -> None:
         super().__init__()
+        self.inplace = inplace  # add the attention to the input's memory (like nn.ReLU(inplace=True))
         c, g, m = block.channels, block.groups, block.num_bases
         if block.temperature > self.MAX_TEMPERATURE:
             raise ValueError(f"FusedCSA needs temperature <= {self.MAX_TEMPERATURE}, got {block.temperature}")
@@ -106,7 +108,8 @@ class FusedCSA(nn.Module):
         self.register_buffer("out_bias", (bo / g).to(dtype))  # (C,)
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, num_bases={self.num_bases}, groups={self.groups}"
+        return (f"channels={self.channels}, num_bases={self.num_bases}, groups={self.groups}"
+                + (", inplace=True" if self.inplace else ""))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
@@ -125,6 +128,8 @@ class FusedCSA(nn.Module):
         o = torch.matmul(v, e.transpose(2, 3)) / e.sum(3).unsqueeze(2)  # o = v A^T: (B, G, C/G, M)
         p = torch.matmul(self.out_weight, o) + self.out_bias.view(c, 1)  # P_g = gamma Wo_g o_g + ...: (B, G, C, M)
         weights = (e / e.sum(2, keepdim=True)).view(b, g * m, n)  # W: (B, G*M, N)
+        if self.inplace:
+            return flat.baddbmm_(p.transpose(1, 2).reshape(b, c, g * m), weights).view(b, c, h, w)
         return torch.baddbmm(flat, p.transpose(1, 2).reshape(b, c, g * m), weights).view(b, c, h, w)
 
     def _forward_channels_last(self, x: torch.Tensor, chunk: int = 8) -> torch.Tensor:
@@ -135,7 +140,7 @@ class FusedCSA(nn.Module):
         b, c, h, w = x.shape
         g, m, n, cq, cg = self.groups, self.num_bases, h * w, self.query_channels, self.channels // self.groups
         rows = x.permute(0, 2, 3, 1).reshape(b, n, c)  # a view of channels-last memory
-        out = torch.empty_like(rows)
+        out = rows if self.inplace else torch.empty_like(rows)
         for i in range(0, b, chunk):
             r = rows[i:i + chunk]  # X^T: (k, N, C)
             k = len(r)
@@ -154,7 +159,10 @@ class FusedCSA(nn.Module):
             groups.mul_(groups.sum(3, keepdim=True).reciprocal_())  # W^T: the softmax over each group's bases
             # out = X^T + sum_g W_g^T P_g^T: one K=M product per group, accumulated in place (per-group
             # products into one (k, G*M, C) buffer would need strided outputs, which ATen copies)
-            torch.baddbmm(r, e[:, :, :m], pooled[0], out=out[i:i + k])
+            if self.inplace:  # rows i..i+k are read (qv) before they are written
+                out[i:i + k].baddbmm_(e[:, :, :m], pooled[0])
+            else:
+                torch.baddbmm(r, e[:, :, :m], pooled[0], out=out[i:i + k])
             for j in range(1, g):
                 out[i:i + k].baddbmm_(e[:, :, j * m:(j + 1) * m], pooled[j])
         return out.view(b, h, w, c).permute(0, 3, 1, 2)
@@ -177,8 +185,9 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
     """An eval-mode copy of ``model`` with the same outputs (to float rounding), made for inference.
 
     Inside every ``nn.Sequential``, a BatchNorm2d right after a Conv2d is folded into the conv (the
-    BatchNorm becomes ``nn.Identity``, so layer indices are kept) and dropout is removed. Every
-    :class:`~descnet.models.CompressedSelfAttention` becomes a :class:`FusedCSA`. The model's own
+    BatchNorm becomes ``nn.Identity``, so layer indices are kept), dropout is removed and ReLUs work in place.
+    Every :class:`~descnet.models.CompressedSelfAttention` becomes a :class:`FusedCSA`, in place inside an
+    :class:`~descnet.models.L2Net` (its input is an activation nothing else reads). The model's own
     ``forward`` is unchanged, so input checks and the output contract stay.
     """
     fused = copy.deepcopy(model).eval()
@@ -187,7 +196,8 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
             _fuse_sequential(module)
         for name, child in list(module.named_children()):
             if isinstance(child, CompressedSelfAttention) and child.temperature <= FusedCSA.MAX_TEMPERATURE:
-                setattr(module, name, FusedCSA(child))
+                # in place inside an L2Net, whose forward hands the block a fresh activation used nowhere else
+                setattr(module, name, FusedCSA(child, inplace=isinstance(module, L2Net)))
     for p in fused.parameters():
         p.requires_grad_(False)
     return fused
