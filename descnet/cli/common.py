@@ -45,6 +45,19 @@ def add_quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars or per-item lines")
 
 
+def add_benchmark_arguments(parser: argparse.ArgumentParser, batch_size: bool = True) -> None:
+    """What every ``eval`` verb takes: ``--batch-size`` (when it describes patches), ``--device``,
+    ``--overwrite`` (earlier results in ``--out`` are merged by model otherwise) and ``--quiet``."""
+    if batch_size:
+        parser.add_argument("--batch-size", type=int, default=None,
+                            help="patches per forward pass (default: descnet.features.inference.default_batch_size)")
+    parser.add_argument("--device", default="cpu", help="torch device for the models (default: cpu)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the earlier results in --out (default: add these models to them; results of "
+                             "other models are kept)")
+    add_quiet(parser)
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """``--model SPEC`` (one model) and ``--device``."""
     parser.add_argument("--model", default=DEFAULT_MODEL, metavar="SPEC",

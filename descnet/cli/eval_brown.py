@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from descnet.cli.common import add_benchmark_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", required=True, help="folder holding the subset (<root>/<subset>/ or <subset>.pt)")
@@ -28,13 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results/brown", help="output folder (default results/brown)")
     parser.add_argument("--cache-dir", help="where the subset's HDF5 cache goes (default ROOT; use it when ROOT "
                                             "is read-only)")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="patches per forward pass (default: chosen by descnet.features.inference.describe_patches)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the earlier results in --out (default: add these models to them; results of "
-                             "other models are kept)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_benchmark_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

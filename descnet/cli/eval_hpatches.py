@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 
+from descnet.cli.common import add_benchmark_arguments
+
 from descnet.eval.hpatches import TASKS  # numpy only: `descnet --help` loads no torch
 
 
@@ -48,13 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verification-pairs", type=int, default=1_000_000,
                         help="pairs per file when the verification files must be generated (default 1e6)")
     parser.add_argument("--seed", type=int, default=42, help="seed of generated verification pairs (default 42)")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="patches per forward pass (default: chosen by descnet.features.inference.describe_patches)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the earlier results in --out (default: add these models to them; results of "
-                             "other models are kept)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_benchmark_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 
-from descnet.cli.common import add_keypoint_arguments, add_match_arguments, add_quiet
+from descnet.cli.common import add_benchmark_arguments, add_keypoint_arguments, add_match_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,13 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequence", action="append", metavar="NAME", help="only these sequences (repeat)")
     add_keypoint_arguments(parser)
     add_match_arguments(parser, fixed_geometry=True)
-    parser.add_argument("--device", default="cpu", help="torch device for the models (default: cpu)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the earlier results in --out (default: add these models to them; results of "
-                             "other models are kept)")
     parser.add_argument("--out", default="results/eval/sequences", metavar="DIR",
                         help="folder for sequences.json and mma.png (default: results/eval/sequences)")
-    add_quiet(parser)
+    add_benchmark_arguments(parser, batch_size=False)
 
 
 def run(args: argparse.Namespace) -> int:
