@@ -334,3 +334,16 @@ def test_onnxruntime_describes_batches_in_parallel_in_order(csa_model, patches65
     assert torch.equal(parallel, one_by_one)  # same batches, same order: bit-identical
     torch.testing.assert_close(parallel, _brute_force(csa_model, patches65), atol=1e-5, rtol=0)
     assert PatchDescriber(csa_model, backend="fused").workers == 1
+
+
+@needs_ort
+def test_auto_falls_back_without_a_warning_for_a_model_onnx_cannot_take(monkeypatch, recwarn):
+    """``auto`` on a CPU where it means ONNX Runtime: a model without parameters silently runs on PyTorch;
+    the same backend asked for by name warns."""
+    monkeypatch.setattr(inference, "cpu_kind", lambda: "AVX512_BF16")
+    patches = np.random.default_rng(0).integers(0, 256, (inference.ONNX_MIN_PATCHES, 32, 32), dtype=np.uint8)
+    pixels = create_model("pixels")
+    describe_patches(pixels, patches)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    with pytest.warns(RuntimeWarning, match="backend 'onnxruntime' is not available"):
+        describe_patches(pixels, patches[:8], backend="onnxruntime")

@@ -381,8 +381,8 @@ def describe_patches(model: nn.Module | PatchDescriber, patches: Any, batch_size
     else:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if backend == "auto":
-            backend = auto_backend(device, precision, n)
+        if backend == "auto" and auto_backend(device, precision, n) == "fused":
+            backend = "fused"  # a small job; "auto" stays "auto" otherwise, so a fallback does not warn
         describer = _describer_for(model, device, backend, precision)
     if batch_size is None:
         batch_size = describer.batch_size
