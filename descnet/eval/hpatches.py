@@ -5,7 +5,7 @@ descriptors (an :class:`~descnet.eval.descriptors.HPatchesDescriptors` or a ``{s
 dict); the patch -> descriptor step is :func:`describe_hpatches` (which calls
 :func:`descnet.features.inference.describe_patches`). Results are fractions in [0, 1].
 
-How each number is computed (as the official code does; see protocols.md):
+How each number is computed (as the official code does; see docs/protocols.md):
 
 * **Verification** (:func:`evaluate_verification`): pairs ``(s1, t1, idx1, s2, t2, idx2)`` of the
   ``verif_pos``, ``verif_neg_intra`` and ``verif_neg_inter`` files, type 0 = ref, k = image k of the level;
