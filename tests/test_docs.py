@@ -38,3 +38,23 @@ def test_readme_module_map_covers_the_package():
         else:  # a package's module: named by its stem in the row of its package
             row = next((line for line in section.splitlines() if f"`descnet/{rel.parts[0]}/`" in line), "")
             assert f"`{path.stem}`" in row, f"README module map lacks descnet/{rel}"
+
+
+def test_readme_module_map_names_only_modules_that_exist():
+    """The reverse of the check above: every module a row of the map names is in the tree."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Module map", 1)[1].split("\n## ", 1)[0]
+    for line in section.splitlines():
+        cells = line.split("|")
+        if len(cells) < 4 or not cells[2].strip().startswith("`descnet/"):
+            continue
+        modules = cells[2]
+        package = re.match(r"\s*`descnet/(\w+)/`", modules)
+        if package:  # `descnet/features/`: `options`, `keypoints`, ... (a name may carry a note in brackets)
+            listed = re.findall(r"`(\w+)`", re.sub(r"\([^)]*\)", "", modules.split(":", 1)[1]))
+            for stem in listed:
+                assert (REPO / "descnet" / package.group(1) / f"{stem}.py").is_file(), \
+                    f"the module map names descnet/{package.group(1)}/{stem}.py, which does not exist"
+        else:  # `descnet/io.py`, `parallel.py`, ...
+            for name in re.findall(r"`(?:descnet/)?(\w+\.py)`", modules):
+                assert (REPO / "descnet" / name).is_file(), f"the module map names descnet/{name}, which does not exist"
