@@ -96,13 +96,10 @@ class FusedCSA(nn.Module):
         # [q; v] = W_qv x + b_qv: (Cq + C, C), one projection for the queries and the values
         self.register_buffer("qv_weight", torch.cat([wq, wv]).to(dtype))
         self.register_buffer("qv_bias", torch.cat([bq, bv]).view(1, -1, 1).to(dtype))
-        self.register_buffer("qv_weight_t", torch.cat([wq, wv]).t().contiguous().to(dtype))  # (C, Cq + C)
         self.register_buffer("bases", bases.to(dtype))  # (G*M, Cq), for ONNX's Exp
         # exp(e) = exp2(e log2(e)): torch's exp2 is ~4x faster than its exp, so log2(e) goes into the bases
         self.register_buffer("bases_log2", (bases * _LOG2_E).to(dtype))
-        self.register_buffer("bases_log2_t", (bases * _LOG2_E).t().contiguous().to(dtype))  # (Cq, G*M)
         self.register_buffer("out_weight", wo.to(dtype))  # gamma Wo_g: (G, C, C/G)
-        self.register_buffer("out_weight_t", wo.transpose(1, 2).contiguous().to(dtype))  # (G, C/G, C)
         # gamma bo / G, added to every pooled column of every group: the weights over the M bases of a
         # group sum to 1 at every position, so the G groups add up gamma bo
         self.register_buffer("out_bias", (bo / g).to(dtype))  # (C,)
@@ -128,9 +125,8 @@ class FusedCSA(nn.Module):
         o = torch.matmul(v, e.transpose(2, 3)) / e.sum(3).unsqueeze(2)  # o = v A^T: (B, G, C/G, M)
         p = torch.matmul(self.out_weight, o) + self.out_bias.view(c, 1)  # P_g = gamma Wo_g o_g + ...: (B, G, C, M)
         weights = (e / e.sum(2, keepdim=True)).view(b, g * m, n)  # W: (B, G*M, N)
-        if self.inplace:
-            return flat.baddbmm_(p.transpose(1, 2).reshape(b, c, g * m), weights).view(b, c, h, w)
-        return torch.baddbmm(flat, p.transpose(1, 2).reshape(b, c, g * m), weights).view(b, c, h, w)
+        out = flat if self.inplace else flat.clone()
+        return out.baddbmm_(p.transpose(1, 2).reshape(b, c, g * m), weights).view(b, c, h, w)
 
     def _forward_channels_last(self, x: torch.Tensor, chunk: int = 8) -> torch.Tensor:
         """The same computation on the ``(B, N, C)`` rows of a channels-last map; channels-last output.
@@ -144,9 +140,9 @@ class FusedCSA(nn.Module):
         for i in range(0, b, chunk):
             r = rows[i:i + chunk]  # X^T: (k, N, C)
             k = len(r)
-            qv = torch.addmm(self.qv_bias.view(-1), r.reshape(k * n, c), self.qv_weight_t)  # [q, v]: (k*N, Cq + C)
+            qv = torch.addmm(self.qv_bias.view(-1), r.reshape(k * n, c), self.qv_weight.t())  # [q, v]: (k*N, Cq + C)
             q = F.normalize(qv[:, :cq], dim=1)
-            e = torch.mm(q, self.bases_log2_t).exp2_().view(k, n, g * m)  # E^T: (k, N, G*M)
+            e = torch.mm(q, self.bases_log2.t()).exp2_().view(k, n, g * m)  # E^T: (k, N, G*M)
             inv_colsum = e.sum(1).reciprocal_()  # 1 / sum_n E: (k, G*M)
             pooled = []  # P_g^T per group: (k, M, C)
             for j in range(g):
@@ -154,17 +150,16 @@ class FusedCSA(nn.Module):
                 v = qv[:, cq + j * cg:cq + (j + 1) * cg].view(k, n, cg)  # v_g^T: (k, N, C/G)
                 o = torch.bmm(e[:, :, bases].transpose(1, 2), v)  # (k, M, C/G), contiguous (no copy)
                 o.mul_(inv_colsum[:, bases].unsqueeze(2))  # o_g^T = A_g v_g: the softmax over positions
-                pooled.append(torch.addmm(self.out_bias, o.view(k * m, cg), self.out_weight_t[j]).view(k, m, c))
+                pooled.append(torch.addmm(self.out_bias, o.view(k * m, cg), self.out_weight[j].t()).view(k, m, c))
             groups = e.view(k, n, g, m)
             groups.mul_(groups.sum(3, keepdim=True).reciprocal_())  # W^T: the softmax over each group's bases
             # out = X^T + sum_g W_g^T P_g^T: one K=M product per group, accumulated in place (per-group
             # products into one (k, G*M, C) buffer would need strided outputs, which ATen copies)
-            if self.inplace:  # rows i..i+k are read (qv) before they are written
-                out[i:i + k].baddbmm_(e[:, :, :m], pooled[0])
-            else:
-                torch.baddbmm(r, e[:, :, :m], pooled[0], out=out[i:i + k])
-            for j in range(1, g):
-                out[i:i + k].baddbmm_(e[:, :, j * m:(j + 1) * m], pooled[j])
+            target = out[i:i + k]  # in place: rows i..i+k, already read (qv) before they are written
+            if not self.inplace:
+                target.copy_(r)
+            for j in range(g):
+                target.baddbmm_(e[:, :, j * m:(j + 1) * m], pooled[j])
         return out.view(b, h, w, c).permute(0, 3, 1, 2)
 
 
