@@ -7,8 +7,7 @@ Importing ``descnet`` is cheap; the heavy parts load on first use::
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from descnet.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -27,11 +26,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'descnet' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "descnet"
 
 #: the layers, first to last; a module may import its own layer and the layers before it.
 LAYERS = [
-    ("base", ["descnet.io", "descnet.parallel", "descnet.precision", "descnet.runinfo"]),
+    ("base", ["descnet.io", "descnet.lazy", "descnet.parallel", "descnet.precision", "descnet.runinfo"]),
     ("data", ["descnet.data"]),
     ("sampling", ["descnet.sampling"]),
     ("models", ["descnet.models"]),

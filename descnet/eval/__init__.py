@@ -7,8 +7,7 @@ Each protocol is a function here; the ``descnet eval`` verbs parse arguments and
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import lazy_attributes
 
 # imported eagerly (numpy only): the function shares its name with its module, and a lazy attribute would
 # be shadowed by the submodule once anything imports ``descnet.eval.fpr95``
@@ -42,11 +41,4 @@ _LAZY = {
 __all__ = sorted([*_LAZY, "fpr95", "fpr_at_recall"])
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'descnet.eval' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
