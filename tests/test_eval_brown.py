@@ -176,3 +176,11 @@ def test_evaluate_brown_from_python_equals_the_cli(tmp_path, capsys):
     with pytest.raises(ValueError, match="pairs bad: patch indices must be in"):
         evaluate_brown(resolve_model(weights), data.patches, {"bad": np.array([[0, 60, 1]])})
 
+
+
+def test_benchmark_brown_refuses_two_models_of_one_name_before_any_work(tmp_path):
+    from descnet.eval.brown import benchmark_brown
+
+    with pytest.raises(ValueError, match="two model SPECs are both named sift"):
+        benchmark_brown(tmp_path / "no-such-root", "liberty", ["sift", "sift"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()

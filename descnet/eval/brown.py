@@ -138,7 +138,7 @@ def benchmark_brown(root: str | os.PathLike, subset: str, models: Sequence[str],
         the :class:`~descnet.eval.report.BenchmarkRun` (payload as written, labels kept, files written).
     """
     from descnet.data.phototour import DEFAULT_PAIRS, PhotoTour
-    from descnet.eval.report import check_earlier_results, merge_earlier_results, plot_roc
+    from descnet.eval.report import check_earlier_results, check_unique_labels, merge_earlier_results, plot_roc
     from descnet.io import result_set, write_json
     from descnet.models import resolve_model, model_label
     from descnet.runinfo import environment_info
@@ -146,9 +146,7 @@ def benchmark_brown(root: str | os.PathLike, subset: str, models: Sequence[str],
     labels = [model_label(s) for s in models]
     if not labels:
         raise ValueError("give at least one model SPEC")
-    dupes = sorted({lb for lb in labels if labels.count(lb) > 1})
-    if dupes:
-        raise ValueError(f"two model SPECs are both named {', '.join(dupes)}")
+    check_unique_labels(labels)
     resolved = [resolve_model(spec) for spec in models]  # fail fast on a bad SPEC
     data = PhotoTour(root, subset, cache_dir=cache_dir, progress=progress)
     data.require_labels()

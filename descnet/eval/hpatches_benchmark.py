@@ -155,8 +155,8 @@ def benchmark_hpatches(out: str | os.PathLike, *, root: str | os.PathLike | None
     from descnet.eval.descriptors import read_descriptor_csvs, write_descriptor_csvs
     from descnet.eval.hpatches import evaluate_hpatches, generate_verification_pairs
     from descnet.eval.metrics import degenerate_warning
-    from descnet.eval.report import (HEADLINE_NOTES, check_earlier_results, hpatches_tables, latex_table,
-                                     markdown_table, merge_earlier_results, model_notes, plot_hpatches)
+    from descnet.eval.report import (HEADLINE_NOTES, check_earlier_results, check_unique_labels, hpatches_tables,
+                                     latex_table, markdown_table, merge_earlier_results, model_notes, plot_hpatches)
     from descnet.io import result_set, write_json
     from descnet.models import model_label
     from descnet.runinfo import environment_info
@@ -186,10 +186,7 @@ def benchmark_hpatches(out: str | os.PathLike, *, root: str | os.PathLike | None
                           overwrite)
 
     labels = [model_label(s) for s in models] + [Path(d).name for d in descriptors]
-    dupes = sorted({lb for lb in labels if labels.count(lb) > 1})
-    if dupes:
-        raise ValueError(f"two descriptors are both named {', '.join(dupes)}; rename a descriptors folder or a "
-                         f"weight file")
+    check_unique_labels(labels, "descriptors", "; rename a descriptors folder or a weight file")
     jobs = [(label, "model", spec) for label, spec in zip(labels, models)]
     jobs += [(label, "csv", folder) for label, folder in zip(labels[len(models):], descriptors)]
     lengths = dataset = None

@@ -18,7 +18,7 @@ import numpy as np
 from descnet.data.hpatches import LEVEL_NAMES, LEVELS
 from descnet.io import atomic_path
 
-__all__ = ["BenchmarkRun", "merge_earlier_results", "check_earlier_results", "model_notes", "format_table", "hpatches_tables",
+__all__ = ["BenchmarkRun", "merge_earlier_results", "check_earlier_results", "check_unique_labels", "model_notes", "format_table", "hpatches_tables",
            "markdown_table", "latex_table", "plot_hpatches", "plot_roc",
            "HEADLINE_NOTES", "LEVEL_COLOURS"]
 
@@ -107,6 +107,13 @@ def check_earlier_results(path: str | os.PathLike, setting: Mapping[str, Any], o
         differ = [k for k in setting if old.get(k) != setting[k]]
         if differ:
             raise ValueError(_other_setting(path, differ))
+
+
+def check_unique_labels(labels: Sequence[str], what: str = "model SPECs", hint: str = "") -> None:
+    """Refuse a run whose result tables would have two rows of one name: ``two <what> are both named X<hint>``."""
+    dupes = sorted({label for label in labels if list(labels).count(label) > 1})
+    if dupes:
+        raise ValueError(f"two {what} are both named {', '.join(dupes)}{hint}")
 
 
 def model_notes(payload: Mapping[str, Any]) -> list[str]:
