@@ -17,8 +17,8 @@ from descnet.features.options import (DETECTOR_NAMES, ESTIMATOR_NAMES, GEOMETRIE
 from descnet.io import check_output_parents
 from descnet.models.pretrained import DEFAULT_MODEL
 
-__all__ = ["output_file", "output_dir", "add_quiet", "add_model_arguments", "add_keypoint_arguments",
-           "keypoint_options", "add_match_arguments", "match_options"]
+__all__ = ["output_file", "output_dir", "add_quiet", "add_benchmark_arguments", "add_model_arguments",
+           "add_keypoint_arguments", "keypoint_options", "add_match_arguments", "match_options"]
 
 
 def output_file(path: str, example: str, option: str = "--out") -> Path:
