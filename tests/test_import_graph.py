@@ -20,7 +20,7 @@ LAYERS = [
     ("models", ["descnet.models"]),
     ("losses", ["descnet.losses"]),
     ("features", ["descnet.features"]),
-    ("reconstruction", ["descnet.colmap"]),
+    ("geometry", ["descnet.geometry"]),
     ("eval", ["descnet.eval"]),
     ("training", ["descnet.training"]),
     ("cli", ["descnet.cli"]),

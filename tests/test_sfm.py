@@ -16,7 +16,7 @@ import pytest
 pycolmap = pytest.importorskip("pycolmap", reason="pycolmap is not installed (pip install 'descnet[sfm]')")
 
 from descnet.cli.main import main  # noqa: E402
-from descnet.colmap import create_database, first_at_position, merge_repeated_positions, reconstruct  # noqa: E402
+from descnet.geometry.colmap import create_database, first_at_position, merge_repeated_positions, reconstruct  # noqa: E402
 from descnet.features.files import PairMatches, read_features, write_matches  # noqa: E402
 from descnet.features.options import KeypointOptions, MatchOptions  # noqa: E402
 from descnet.features.pairs import exhaustive_pairs  # noqa: E402

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from descnet.cli.common import keypoint_options, match_options, output_dir
     from descnet.cli.reconstruct import sfm_options
-    from descnet.colmap import format_table
+    from descnet.geometry.colmap import format_table
     from descnet.eval.sequences import label_models
     from descnet.eval.sfm import compare_sfm
     from descnet.features.inference import check_device

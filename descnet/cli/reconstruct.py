@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_sfm_arguments(parser: argparse.ArgumentParser) -> None:
     """COLMAP options shared by ``reconstruct`` and ``eval sfm``."""
-    from descnet.colmap import CAMERA_MODES
+    from descnet.geometry.colmap import CAMERA_MODES
 
     parser.add_argument("--camera-mode", choices=tuple(CAMERA_MODES), default="auto",
                         help="cameras: auto (COLMAP's; shared when image size and EXIF agree), single, per-folder, "
@@ -48,7 +48,7 @@ def add_sfm_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def sfm_options(args: argparse.Namespace):
-    from descnet.colmap import SfmOptions
+    from descnet.geometry.colmap import SfmOptions
 
     if args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
@@ -57,7 +57,7 @@ def sfm_options(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from descnet.cli.common import output_dir
-    from descnet.colmap import format_table, reconstruct
+    from descnet.geometry.colmap import format_table, reconstruct
     from descnet.features.pairs import read_pairs
 
     out = output_dir(args.out)

@@ -2,8 +2,8 @@
 
 Every descriptor describes the *same* keypoints of the same images (the first descriptor detects them, the
 others describe its keypoints), matches the same pairs with the same matcher, and goes through the same COLMAP
-import, geometric verification and incremental mapping (:func:`descnet.colmap.reconstruct`). COLMAP's own
-pipeline (its SIFT, exhaustive matching, same mapping: :func:`descnet.colmap.reconstruct_colmap_sift`) is the
+import, geometric verification and incremental mapping (:func:`descnet.geometry.colmap.reconstruct`). COLMAP's own
+pipeline (its SIFT, exhaustive matching, same mapping: :func:`descnet.geometry.colmap.reconstruct_colmap_sift`) is the
 reference row. The table has hloc's columns: registered images, 3D points, observations, mean track length,
 mean reprojection error, and the pairs and matches COLMAP's verification kept; seconds are the whole pipeline's
 (describe + match + COLMAP; for the reference, COLMAP's extraction + matching + mapping).
@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..colmap import SfmOptions, SfmSummary, format_table, import_pycolmap, reconstruct, reconstruct_colmap_sift
+from ..geometry.colmap import SfmOptions, SfmSummary, format_table, import_pycolmap, reconstruct, reconstruct_colmap_sift
 from ..features.files import read_features
 from ..features.options import KeypointOptions, MatchOptions
 from ..io import atomic_path, write_json
@@ -65,7 +65,7 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
             ``max_keypoints`` is also COLMAP's SIFT count.
         match_options: the matcher and the geometric check of the matches files
             (:func:`descnet.features.pipeline.match_to_file`; COLMAP verifies again when it imports them).
-        options: COLMAP settings (:class:`descnet.colmap.SfmOptions`).
+        options: COLMAP settings (:class:`descnet.geometry.colmap.SfmOptions`).
 
     Writes ``OUT/sfm.json`` and ``OUT/sfm.md`` after all rows are done.
     """

@@ -6,7 +6,7 @@ numpy + h5py (no torch), so results can be read anywhere.
 **Keypoint convention** (OpenCV's ``cv2.KeyPoint``, used by every array and file of this module): a keypoint
 is a row ``x y size angle`` in pixels and degrees. ``(x, y)`` is the position with pixel centres at integer
 coordinates (the top-left pixel is ``(0, 0)``; hloc uses the same origin, COLMAP puts it at the corner of the
-first pixel, i.e. adds 0.5: :mod:`descnet.colmap`), ``size`` is OpenCV's ``KeyPoint.size`` (the diameter of
+first pixel, i.e. adds 0.5: :mod:`descnet.geometry.colmap`), ``size`` is OpenCV's ``KeyPoint.size`` (the diameter of
 the detected region, 2 sigma for SIFT) and ``angle`` is OpenCV's ``KeyPoint.angle``: degrees, growing
 *clockwise* on screen (image y points down); ``-1`` means "no orientation" and reads as 0 (upright).
 :func:`descnet.features.keypoints.lafs_from_keypoints` turns these into kornia local affine frames.

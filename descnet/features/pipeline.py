@@ -6,7 +6,7 @@
 Both *add* to their output file (:func:`descnet.features.files.append_features`): images or pairs already in it
 are skipped, so an interrupted run (error, Ctrl-C) resumes where it stopped, and a file grows as images are
 added to a collection. Files follow hloc's layout (:mod:`descnet.features.files`), so hloc reads them and
-:mod:`descnet.colmap` turns them into a COLMAP reconstruction.
+:mod:`descnet.geometry.colmap` turns them into a COLMAP reconstruction.
 """
 from __future__ import annotations
 

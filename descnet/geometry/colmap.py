@@ -37,9 +37,9 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .features.files import list_match_pairs, read_features, read_matches
-from .io import atomic_dir, atomic_path, write_json
-from .features.pairs import check_pairs, write_pairs
+from ..features.files import list_match_pairs, read_features, read_matches
+from ..io import atomic_dir, atomic_path, write_json
+from ..features.pairs import check_pairs, write_pairs
 
 __all__ = ["SfmOptions", "SfmSummary", "CAMERA_MODES", "COLMAP_ORIGIN_SHIFT", "import_pycolmap", "create_database",
            "first_at_position", "merge_repeated_positions", "reconstruct", "reconstruct_colmap_sift", "summarize_reconstruction",
@@ -381,7 +381,7 @@ def reconstruct_colmap_sift(image_dir: str | os.PathLike, out: str | os.PathLike
     :func:`reconstruct` (row ``COLMAP SIFT``).
     """
     pycolmap = import_pycolmap()
-    from .data.images import list_images
+    from ..data.images import list_images
 
     image_dir, out = Path(image_dir), Path(out)
     _check_out(out)

@@ -1,0 +1,19 @@
+"""The 3D side: cameras, relative pose and its metrics, alignment to ground truth, reconstruction with COLMAP.
+
+One module per idea::
+
+    colmap      structure from motion through pycolmap: features + matches files -> a sparse 3D model
+
+Names load on first use (PEP 562), so importing the package loads neither pycolmap nor OpenCV.
+"""
+from __future__ import annotations
+
+from ..lazy import lazy_attributes
+
+_LAZY = {
+    "SfmOptions": ".colmap", "SfmSummary": ".colmap", "reconstruct": ".colmap",
+    "reconstruct_colmap_sift": ".colmap", "import_pycolmap": ".colmap",
+}
+__all__ = sorted(_LAZY)
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
