@@ -296,6 +296,12 @@ class ResultSet:
 
     def __init__(self, folder: Path, staging: Path, previous: list[str]) -> None:
         self.folder, self.staging, self.dir, self.previous = folder, staging, staging / "new", previous
+        self.dropped: set[str] = set()
+
+    def drop(self, name: str) -> None:
+        """Remove descnet's earlier result ``name`` from the folder with this set (an earlier model that the new
+        set has no successor for); a name descnet did not write there is left alone."""
+        self.dropped.add(name)
 
     def path(self, name: str) -> Path:
         """Where to write the result ``name`` (a relative file or folder name)."""
@@ -463,7 +469,7 @@ def _result_set(folder: Path, overwrite: bool, earlier: list[str], old_staging: 
         _fix_modes(results.dir)
         files = sorted(p.name for p in results.dir.iterdir())
         check_foreign_files(folder, files, previous)
-        remove = sorted(set(previous) - set(files)) if overwrite else []
+        remove = sorted((set(previous) - set(files)) if overwrite else (set(previous) & results.dropped - set(files)))
         manifest = sorted((set(previous) - set(remove)) | set(files))
         fresh = [name for name in files if not _present(folder / name)]  # no earlier version to restore
         record = {"files": files, "remove": remove, "manifest": manifest, "fresh": fresh}
