@@ -32,7 +32,8 @@ from typing import Any, Iterable, Iterator
 
 __all__ = ["atomic_path", "atomic_dir", "write_json", "read_json", "user_cache_dir", "check_output_parents",
            "result_set", "ResultSet", "read_manifest", "recover_result_sets", "MANIFEST", "remove_stale_temporaries",
-           "read_text_rows", "output_lock", "OutputLockedError", "ForeignFileError", "check_foreign_files"]
+           "read_text_rows", "output_lock", "OutputLockedError", "ForeignFileError", "check_foreign_files",
+           "earlier_result_files"]
 
 
 def read_text_rows(path: str | os.PathLike, what: str) -> list[tuple[int, list[str]]]:
@@ -262,6 +263,23 @@ def _remove_free_lock(lock: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def earlier_result_files(folder: str | os.PathLike, marker: str, key: str, names: Iterable[str],
+                         value: Any = None) -> list[str]:
+    """The ``names`` an older descnet (before manifests) wrote into ``folder``: all of them when the JSON file
+    ``marker`` there is descnet's (a dict with ``key``, equal to ``value`` when given), else none. For
+    :func:`result_set`'s ``earlier``; a folder with a manifest needs none."""
+    folder = Path(folder)
+    if (folder / MANIFEST).is_file():
+        return []
+    try:
+        payload = json.loads((folder / marker).read_text())
+    except (OSError, ValueError):
+        return []
+    if isinstance(payload, dict) and key in payload and (value is None or payload[key] == value):
+        return list(names)
+    return []
 
 
 def check_foreign_files(folder: str | os.PathLike, names: Iterable[str], earlier: Iterable[str] = ()) -> None:

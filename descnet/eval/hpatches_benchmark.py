@@ -157,7 +157,7 @@ def benchmark_hpatches(out: str | os.PathLike, *, root: str | os.PathLike | None
     from descnet.eval.metrics import degenerate_warning
     from descnet.eval.report import (HEADLINE_NOTES, check_earlier_results, check_unique_labels, hpatches_tables,
                                      latex_table, markdown_table, merge_earlier_results, model_notes, plot_hpatches)
-    from descnet.io import result_set, write_json
+    from descnet.io import earlier_result_files, result_set, write_json
     from descnet.models import model_label
     from descnet.runinfo import environment_info
 
@@ -268,7 +268,9 @@ def benchmark_hpatches(out: str | os.PathLike, *, root: str | os.PathLike | None
     payload, kept = merge_earlier_results(path, payload, ("split", "tasks", "task_files"), overwrite)
     results, notes = payload["models"], model_notes(payload)
     stem = path.stem
-    with result_set(out, old_staging=[".hpatches-*"]) as staged:  # all files of this run, or (after a failure or kill) all as before
+    earlier = earlier_result_files(out, path.name, "descnet_hpatches",
+                                   [path.name, *(f"{stem}{ext}" for ext in (".md", ".tex", ".png", ".pdf")), "tasks"])
+    with result_set(out, old_staging=[".hpatches-*"], earlier=earlier) as staged:  # all files of this run, or (after a failure or kill) all as before
         write_json(staged.path(path.name), payload)
         staged.path(f"{stem}.md").write_text(markdown_table(results, split.name, notes))
         staged.path(f"{stem}.tex").write_text(latex_table(results, split.name, notes))

@@ -366,7 +366,7 @@ def benchmark_sequences(roots: Sequence[str | os.PathLike], out: str | os.PathLi
         the :class:`~descnet.eval.report.BenchmarkRun` (payload as written, labels kept, files written).
     """
     from descnet.eval.report import merge_earlier_results
-    from descnet.io import result_set, write_json
+    from descnet.io import earlier_result_files, result_set, write_json
     from descnet.models import resolve_model
     from descnet.models.pretrained import DEFAULT_MODEL
     from descnet.runinfo import environment_info
@@ -393,7 +393,8 @@ def benchmark_sequences(roots: Sequence[str | os.PathLike], out: str | os.PathLi
     if kept:
         earlier = json.loads(path.read_text())["settings"].get("models", {})
         payload["settings"] = {**settings, "models": {**{k: earlier.get(k) for k in kept}, **settings["models"]}}
-    with result_set(out) as staged:  # both files, or (after a failure or kill) both as before
+    earlier = earlier_result_files(out, path.name, "evaluation", [path.name, "mma.png"], "sequences")
+    with result_set(out, earlier=earlier) as staged:  # both files, or (after a failure or kill) both as before
         write_json(staged.path(path.name), payload)
         plot_mma(payload["summary"], staged.path("mma.png"))
         written = sorted(out / p.name for p in staged.dir.iterdir())
