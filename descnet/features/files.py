@@ -728,7 +728,7 @@ def check_pair_keys(pairs: Iterable[tuple[str, str]], source: str = "pairs") -> 
     ``a/x.png`` and ``a-x.png`` collide), naming both pairs and the group."""
     seen: dict[str, tuple[str, str]] = {}
     for name0, name1 in pairs:
-        for key in {names_to_pair(name0, name1), names_to_pair(name1, name0)}:
+        for key in (names_to_pair(name0, name1), names_to_pair(name1, name0)):
             other = seen.get(key)
             if other is not None and set(other) != {name0, name1}:
                 raise ValueError(f"{source}: the pairs {other[0]} {other[1]} and {name0} {name1} both give the hloc "
