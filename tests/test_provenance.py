@@ -81,6 +81,12 @@ def test_describe_refuses_other_keypoint_settings_and_changed_images(tmp_path):
     describe_to_file(image_sources([root]), out, model="opencv-rootsift", options=FEW)
     with pytest.raises(ValueError, match=r"max_keypoints 40 \(this run: 30\)"):  # eval sfm --max-keypoints 300 case
         describe_to_file(image_sources([root]), out, model="opencv-rootsift", options=KeypointOptions(max_keypoints=30))
+    old = read_features(out)  # as an older descnet wrote it: settings without the model's digest and keypoint limit
+    write_features(tmp_path / "old.h5", old, {"model": "opencv-rootsift", "detector": "sift", "mr_size": 6.0})
+    with pytest.raises(ValueError, match=r"old.h5: holds features made with other settings: model_digest None \(this "
+                                         r"run: [0-9a-f]{12}\.\.\.\), max_keypoints None \(this run: 40\) \(the file "
+                                         r"does not record model_digest, max_keypoints: an older descnet made it"):
+        describe_to_file(image_sources([root]), tmp_path / "old.h5", model="opencv-rootsift", options=FEW)
     cv2.imwrite(str(root / "im01.png"), texture(seed=9))  # same name, other content
     with pytest.raises(ValueError, match=r"f.h5: holds features of image 'im01.png' made from other content "
                                          r"\(image sha256 [0-9a-f]{12}\.\.\.; .*im01.png now has sha256"):
@@ -274,6 +280,12 @@ def test_features_file_errors_name_what_is_wrong(tmp_path):
     with pytest.raises(ValueError, match=r"half.h5:/b.png: this group has no 'keypoints' dataset, so it is not an "
                                          r"image of a features file"):
         read_features(tmp_path / "half.h5", ["b.png"])
+    with pytest.raises(ValueError, match=r"half.h5:/b.png: this group has no 'keypoints' dataset"):
+        match_to_file(tmp_path / "half.h5", [("a.png", "b.png")], tmp_path / "m.h5")
+    with pytest.raises(ValueError, match=r"pairs of .*half.h5: c.png is not an image of the features file"):
+        match_to_file(tmp_path / "half.h5", [("a.png", "c.png")], tmp_path / "m.h5")
+    with pytest.raises(ValueError, match=r"other.h5: not a features file"):
+        match_to_file(tmp_path / "other.h5", [("a.png", "c.png")], tmp_path / "m.h5")
     with h5py.File(tmp_path / "half.h5", "a") as f:
         f["a.png/descriptors"][1, 1] = np.nan
     with pytest.raises(ValueError, match=r"half.h5:/a.png: descriptors of 1 of 2 keypoints are not finite \(NaN or "

@@ -415,7 +415,10 @@ def _growing_locked(path: Path, kind: str, settings: Mapping[str, Any], checked:
         if stored != wanted:
             diff = ", ".join(f"{k} {_short(stored[k])} (this run: {_short(wanted[k])})" for k in checked
                              if stored[k] != wanted[k])
-            raise ValueError(f"{path}: holds {kind} made with other settings: {diff}; write to another file "
+            unrecorded = [k for k in checked if stored[k] is None and wanted[k] is not None]
+            note = (f" (the file does not record {', '.join(unrecorded)}: an older descnet made it, so what it "
+                    "holds cannot be checked)") if unrecorded else ""
+            raise ValueError(f"{path}: holds {kind} made with other settings: {diff}{note}; write to another file "
                              f"(another --out) or start it afresh with --overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
     from ..io import remove_stale_temporaries

@@ -236,7 +236,13 @@ def match_to_file(features: str | os.PathLike, pairs: Sequence[tuple[str, str]],
 
     start = time.perf_counter()
     features = Path(features)
-    pairs = check_pairs(pairs, list_feature_names(features), source=f"pairs of {features}")
+    known = list_feature_names(features)
+    for name in sorted({name for pair in pairs for name in pair} - set(known)):
+        try:  # a group of that name without keypoints says so; an absent one is check_pairs' error
+            read_features(features, [name])
+        except KeyError:
+            pass
+    pairs = check_pairs(pairs, known, source=f"pairs of {features}")
     check_pair_keys(pairs)
     settings = options.settings()
     get = _feature_cache(features, max(2, cache_size))

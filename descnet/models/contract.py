@@ -88,8 +88,8 @@ def model_digest(model: nn.Module) -> str:
         import cv2
 
         head["opencv"] = cv2.__version__
-        head["attributes"] = {k: v for k, v in vars(model).items()
-                              if not k.startswith("_") and isinstance(v, (bool, int, float, str, type(None)))}
+        head["attributes"] = {k: v for k, v in vars(model).items() if not k.startswith("_") and k != "training"
+                              and isinstance(v, (bool, int, float, str, type(None)))}
     h.update(json.dumps(head, sort_keys=True, default=repr).encode())
     for name, tensor in model.state_dict().items():
         t = tensor.detach().cpu().contiguous()
