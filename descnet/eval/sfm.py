@@ -122,7 +122,7 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
                 "detector": kp.detector, "max_keypoints": kp.max_keypoints, "mr_size": kp.mr_size,
                 "matcher": mo.matcher, "ratio": mo.ratio, "geometry": mo.geometry, "estimator": mo.estimator,
                 "threshold": mo.threshold, "colmap": options.__dict__, "colmap_sift": colmap_sift}
-    earlier_rows, earlier_models = _earlier_rows(out / "sfm.json", settings, overwrite)  # before any work
+    _earlier_rows(out / "sfm.json", settings, overwrite)  # refused before any work
     check_foreign_files(out, SFM_RESULT_FILES)
     rows: dict[str, SfmSummary] = {}
     keypoints = None
@@ -146,13 +146,15 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
         rows[COLMAP_LABEL] = reconstruct_colmap_sift(image_dir, out / "colmap-sift", names=names,
                                                      max_features=kp.max_keypoints or 8192, options=options,
                                                      progress=progress)
-    all_rows = {**{label: row for label, row in earlier_rows.items() if label not in rows},
-                **{label: summary.to_dict() for label, summary in rows.items()}}
-    settings = {**settings, "models": {**{k: v for k, v in earlier_models.items() if k in all_rows},
-                                       **dict(models)},
-                "colmap_sift": colmap_sift or COLMAP_LABEL in all_rows}
-    table = {label: _summary(row) for label, row in all_rows.items()}
     with result_set(out) as staged:  # both files, or (after a failure or kill) both as before
+        # the earlier rows as they are now, under the folder's lock: a run that finished meanwhile is kept
+        earlier_rows, earlier_models = _earlier_rows(out / "sfm.json", settings, overwrite)
+        all_rows = {**{label: row for label, row in earlier_rows.items() if label not in rows},
+                    **{label: summary.to_dict() for label, summary in rows.items()}}
+        settings = {**settings, "models": {**{k: v for k, v in earlier_models.items() if k in all_rows},
+                                           **dict(models)},
+                    "colmap_sift": colmap_sift or COLMAP_LABEL in all_rows}
+        table = {label: _summary(row) for label, row in all_rows.items()}
         write_json(staged.path("sfm.json"), {
             "evaluation": "sfm", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "environment": environment_info(device), "settings": settings, "rows": all_rows})
