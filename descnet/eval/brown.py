@@ -181,7 +181,8 @@ def benchmark_brown(root: str | os.PathLike, subset: str, models: Sequence[str],
     stem = path.stem
     earlier = earlier_result_files(out, path.name, "descnet_brown",
                                    [path.name, f"{stem}_roc.png", f"{stem}_roc.pdf"])
-    with result_set(out, old_staging=[".brown-*"], earlier=earlier) as staged:  # all files of this run, or (after a failure or kill) all as before
+    # all files of this run, or (after a failure or kill) all as before
+    with result_set(out, old_staging=[".brown-*"], earlier=earlier) as staged:
         write_json(staged.path(path.name), payload)
         plot_roc(curves, {lb: results[lb]["pairs"][names[0]]["fpr95"] for lb in curves},
                  [staged.path(f"{stem}_roc.png"), staged.path(f"{stem}_roc.pdf")], f"{subset}, {names[0]}")

@@ -293,7 +293,8 @@ def benchmark_hpatches(out: str | os.PathLike, *, root: str | os.PathLike | None
     stem = path.stem
     earlier = earlier_result_files(out, path.name, "descnet_hpatches",
                                    [path.name, *(f"{stem}{ext}" for ext in (".md", ".tex", ".png", ".pdf")), "tasks"])
-    with result_set(out, old_staging=[".hpatches-*"], earlier=earlier) as staged:  # all files of this run, or (after a failure or kill) all as before
+    # all files of this run, or (after a failure or kill) all as before
+    with result_set(out, old_staging=[".hpatches-*"], earlier=earlier) as staged:
         write_json(staged.path(path.name), payload)
         staged.path(f"{stem}.md").write_text(markdown_table(results, split.name, notes))
         staged.path(f"{stem}.tex").write_text(latex_table(results, split.name, notes))

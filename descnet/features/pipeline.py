@@ -8,8 +8,9 @@ are skipped, so an interrupted run (error, Ctrl-C) resumes where it stopped, and
 added to a collection. What is skipped is checked by content first: the model (its weights' digest), the
 detector settings and each skipped image's content must be those of this run; a skipped pair's matches must
 have been computed from the features file's entries as they are now. A mismatch is refused, naming both
-sides and ``--overwrite`` (start afresh) or another ``--out``. Files follow hloc's layout (:mod:`descnet.features.files`), so hloc reads them and
-:mod:`descnet.geometry.colmap` turns them into a COLMAP reconstruction.
+sides and ``--overwrite`` (start afresh) or another ``--out``. Files follow hloc's layout
+(:mod:`descnet.features.files`), so hloc reads them and :mod:`descnet.geometry.colmap` turns them into a COLMAP
+reconstruction.
 """
 from __future__ import annotations
 
@@ -351,7 +352,8 @@ def match_pair_to_dir(image1: str | os.PathLike, image2: str | os.PathLike, out:
         "seconds": {**timings, "total": time.perf_counter() - start}, "environment": environment_info(device),
     }
     settings = descriptor_settings(label, keypoint_options, model_digest(model))
-    feats = [replace(f, info={**f.info, "image_sha256": file_digest(image)}) for f, image in zip(feats, (image1, image2))]
+    feats = [replace(f, info={**f.info, "image_sha256": file_digest(image)})
+             for f, image in zip(feats, (image1, image2))]
     with result_set(out) as staged:  # the four files of this run, or (after a failure or kill) the earlier ones
         write_features(staged.path("features.h5"), dict(zip(names, feats)), settings)
         write_matches(staged.path("matches.h5"),

@@ -268,7 +268,8 @@ def check_matches_fit_features(features: str | os.PathLike, matches: str | os.Pa
                                      f"...); {hint}")
         if pm.num_keypoints is not None and tuple(pm.num_keypoints) != counts:
             raise ValueError(f"{matches}: the matches of {name0} {name1} index {pm.num_keypoints[0]} and "
-                             f"{pm.num_keypoints[1]} keypoints, but {features} holds {counts[0]} and {counts[1]}; {hint}")
+                             f"{pm.num_keypoints[1]} keypoints, but {features} holds {counts[0]} and {counts[1]}; "
+                             f"{hint}")
         m = np.asarray(pm.matches)
         if len(m) and (m.min() < 0 or m[:, 0].max() >= counts[0] or m[:, 1].max() >= counts[1]):
             raise ValueError(f"{matches}: the matches of {name0} {name1} index keypoints beyond the {counts[0]} and "
