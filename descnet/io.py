@@ -33,7 +33,7 @@ from typing import Any, Iterable, Iterator
 __all__ = ["atomic_path", "atomic_dir", "write_json", "read_json", "user_cache_dir", "check_output_parents",
            "result_set", "ResultSet", "read_manifest", "recover_result_sets", "MANIFEST", "remove_stale_temporaries",
            "read_text_rows", "output_lock", "OutputLockedError", "ForeignFileError", "check_foreign_files",
-           "earlier_result_files"]
+           "earlier_result_files", "one_run_per_folder"]
 
 
 def read_text_rows(path: str | os.PathLike, what: str) -> list[tuple[int, list[str]]]:
@@ -245,6 +245,37 @@ def output_lock(path: str | os.PathLike, folder: bool = False, what: str = "--ou
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lock)
         os.close(fd)
+
+
+def one_run_per_folder(param: str = "out") -> Any:
+    """Decorator of a library function that writes a result folder (its argument ``param``): the whole call
+    holds the folder's run lock ``.NAME.descnet-lock`` beside it (:func:`output_lock`), so a second run into
+    the same folder is refused at its start, naming the first, instead of racing it (the result set's own lock
+    only covers the final move). A folder whose parent cannot hold the lock (read-only) runs without it."""
+    import functools
+    import inspect
+
+    def decorate(function: Any) -> Any:
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            out = Path(signature.bind(*args, **kwargs).arguments[param])
+            try:
+                hold = output_lock(out)
+                hold.__enter__()
+            except PermissionError:
+                if not out.is_dir():
+                    raise
+                return function(*args, **kwargs)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                hold.__exit__(None, None, None)
+
+        return wrapper
+
+    return decorate
 
 
 def _remove_free_lock(lock: Path) -> None:

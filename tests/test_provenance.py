@@ -212,7 +212,7 @@ _HOLDER = textwrap.dedent("""
 """)
 
 
-def test_a_second_writer_of_one_output_is_refused_naming_the_first(tmp_path):
+def test_a_second_writer_of_one_output_is_refused_naming_the_first(tmp_path, capsys):
     images = image_sources([image_folder(tmp_path / "photos", 1)])
     out = tmp_path / "same.h5"
     holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(out)], cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -229,6 +229,19 @@ def test_a_second_writer_of_one_output_is_refused_naming_the_first(tmp_path):
     assert (tmp_path / ".same.h5.descnet-lock").exists()
     describe_to_file(images, out, model="opencv-rootsift", options=FEW)
     assert list_feature_names(out) == ["im00.png"] and not (tmp_path / ".same.h5.descnet-lock").exists()
+    # a result folder: the whole run of a second command is refused at its start (the run lock beside the folder)
+    root = tmp_path / "photos"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path / "pair")], cwd=REPO,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["match", str(root / "im00.png"), str(root / "im00.png"), "--model", "opencv-rootsift", "--out",
+                     str(tmp_path / "pair"), "--quiet"]) == 2
+        assert f"--out {tmp_path / 'pair'}: being written by process {holder.pid}" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (tmp_path / "pair").exists()
     (tmp_path / "res").mkdir()
     with output_lock(tmp_path / "res", folder=True):  # result sets take the folder's lock
         with pytest.raises(OutputLockedError, match=rf"being written by process {os.getpid()}"):

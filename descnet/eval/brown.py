@@ -27,6 +27,7 @@ import numpy as np
 from descnet.eval.fpr95 import fpr95
 from descnet.eval.metrics import degenerate_warning, roc
 from descnet.eval.report import BenchmarkRun
+from descnet.io import one_run_per_folder
 
 __all__ = ["pair_distances", "roc_points", "evaluate_brown", "benchmark_brown", "brown_table", "DESCRIBE_BLOCK",
            "PROTOCOL"]
@@ -115,6 +116,7 @@ def evaluate_brown(model: Any, patches: Any, pairs: Mapping[str, np.ndarray], *,
     return result
 
 
+@one_run_per_folder("out")
 def benchmark_brown(root: str | os.PathLike, subset: str, models: Sequence[str], out: str | os.PathLike, *,
                     pairs_files: Sequence[str] | None = None, all_pairs: bool = False,
                     cache_dir: str | os.PathLike | None = None, batch_size: int | None = None, device: str = "cpu",

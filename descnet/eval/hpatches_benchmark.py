@@ -29,6 +29,7 @@ from typing import Any
 from descnet.eval.descriptors import HPatchesDescriptors
 from descnet.eval.hpatches import TASKS
 from descnet.eval.report import BenchmarkRun
+from descnet.io import one_run_per_folder
 
 __all__ = ["benchmark_hpatches", "describe_hpatches_cached", "model_signature", "PROTOCOL"]
 
@@ -146,6 +147,7 @@ def _check_tasks(tasks: Sequence[str]) -> list[str]:
     return tasks
 
 
+@one_run_per_folder("out")
 def benchmark_hpatches(out: str | os.PathLike, *, root: str | os.PathLike | None = None, models: Sequence[str] = (),
                        descriptors: Sequence[str | os.PathLike] = (), split: str = "a", tasks: Sequence[str] = TASKS,
                        tasks_dir: str | os.PathLike | None = None, export_csv: str | os.PathLike | None = None,

@@ -44,6 +44,7 @@ import numpy as np
 
 from descnet.eval.report import BenchmarkRun
 from descnet.features.options import KeypointOptions, MatchOptions
+from descnet.io import one_run_per_folder
 
 __all__ = ["MMA_THRESHOLDS", "CORRECT_THRESHOLDS", "HOMOGRAPHY_THRESHOLDS", "PairResult", "reprojection_errors",
            "correct_matches", "matching_accuracy", "corner_error", "evaluate_sequences", "summarize",
@@ -358,6 +359,7 @@ def _check_earlier_settings(path: Path, settings: Mapping[str, Any], overwrite: 
                              f"share a table; pass --overwrite to replace them, or use another --out")
 
 
+@one_run_per_folder("out")
 def benchmark_sequences(roots: Sequence[str | os.PathLike], out: str | os.PathLike, *, models: Sequence[Any] = (),
                         baselines: bool = True, kind: str | None = None, names: Sequence[str] | None = None,
                         keypoint_options: KeypointOptions = KeypointOptions(),

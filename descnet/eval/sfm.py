@@ -38,7 +38,7 @@ from typing import Any, Mapping, Sequence
 from ..geometry.colmap import SfmOptions, SfmSummary, format_table, import_pycolmap, reconstruct, reconstruct_colmap_sift
 from ..features.files import read_features
 from ..features.options import KeypointOptions, MatchOptions
-from ..io import check_foreign_files, read_json, result_set, write_json
+from ..io import check_foreign_files, one_run_per_folder, read_json, result_set, write_json
 from ..features.pairs import check_pairs, exhaustive_pairs
 from ..features.pipeline import describe_to_file, image_sources, match_to_file
 
@@ -82,6 +82,7 @@ def folder_name(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "-", label).strip("-.") or "model"
 
 
+@one_run_per_folder("out")
 def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: str | os.PathLike, *,
                 image_list: str | os.PathLike | None = None, pairs: Sequence[tuple[str, str]] | None = None,
                 colmap_sift: bool = True, keypoint_options: KeypointOptions = SFM_KEYPOINTS,

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..data.images import list_images, read_image_list
 from ..data.download import file_digest
+from ..io import one_run_per_folder
 from ..models.contract import model_digest, model_label
 from ..models.pretrained import DEFAULT_MODEL
 from .files import (Features, PairMatches, append_features, append_matches, check_image_name, check_pair_keys,
@@ -295,6 +296,7 @@ def _check_same_features(out: str | os.PathLike, features: Path, pairs: Sequence
                              "or start it afresh with --overwrite")
 
 
+@one_run_per_folder("out")
 def match_pair_to_dir(image1: str | os.PathLike, image2: str | os.PathLike, out: str | os.PathLike, *, model: Any,
                       keypoints1: Any = None, keypoints2: Any = None,
                       keypoint_options: KeypointOptions = KeypointOptions(),
