@@ -187,6 +187,18 @@ def test_overwrite_replaces_only_descnets_own_files(tmp_path, capsys):
         assert target.read_bytes() == before
 
 
+def test_pairs_out_replaces_only_a_pair_file(tmp_path, capsys):
+    describe_to_file(image_sources([image_folder(tmp_path / "photos", 2)]), tmp_path / "f.h5", model="opencv-rootsift",
+                     options=FEW)
+    (tmp_path / "notes.txt").write_text("my notes, not pairs\n")
+    assert main(["pairs", str(tmp_path / "f.h5"), "--out", str(tmp_path / "notes.txt")]) == 2
+    assert "notes.txt: exists and is not a pair file" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "my notes, not pairs\n"
+    (tmp_path / "pairs.txt").write_text("a.png b.png\n")
+    assert main(["pairs", str(tmp_path / "f.h5"), "--out", str(tmp_path / "pairs.txt")]) == 0
+    assert (tmp_path / "pairs.txt").read_text() == "im00.png im01.png\n"
+
+
 def test_match_two_images_never_replaces_the_users_files(tmp_path, capsys):
     root = image_folder(tmp_path / "photos", 2)
     out = tmp_path / "mine"
