@@ -7,22 +7,33 @@ files are named ``.NAME.PID.*.tmp``; the next write of ``NAME`` removes those of
 A command that writes several files writes them through :func:`result_set`: staged in a hidden folder of
 the result folder, moved in together after a commit record, rolled back on an error, and finished (or
 dropped) by the next command after a kill; the result folder's ``.descnet-manifest.json`` lists what
-descnet wrote there, so ``--overwrite`` removes only that.
+descnet wrote there, so ``--overwrite`` removes only that, and a file of the same name that descnet did not
+write is never replaced (:class:`ForeignFileError`).
+
+One writer at a time: :func:`output_lock` (used by :func:`result_set` and the growing HDF5 files) holds a
+lock file ``.NAME.descnet-lock`` beside the output (``.descnet-lock`` inside a result folder) naming the
+process, host and command; a second writer is refused with that name (:class:`OutputLockedError`). The lock
+is an ``fcntl`` lock, so the kernel releases it when its process dies; a lock file left by a killed process
+is taken over (and removed) by the next writer.
 """
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import glob
 import json
 import os
 import shutil
+import socket
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 __all__ = ["atomic_path", "atomic_dir", "write_json", "read_json", "user_cache_dir", "check_output_parents",
            "result_set", "ResultSet", "read_manifest", "recover_result_sets", "MANIFEST", "remove_stale_temporaries",
-           "read_text_rows"]
+           "read_text_rows", "output_lock", "OutputLockedError", "ForeignFileError", "check_foreign_files",
+           "earlier_result_files", "one_run_per_folder"]
 
 
 def read_text_rows(path: str | os.PathLike, what: str) -> list[tuple[int, list[str]]]:
@@ -40,11 +51,22 @@ def read_text_rows(path: str | os.PathLike, what: str) -> list[tuple[int, list[s
 
 
 def user_cache_dir() -> Path:
-    """descnet's cache folder: ``$DESCNET_CACHE``, else ``$XDG_CACHE_HOME/descnet``, else ``~/.cache/descnet``."""
+    """descnet's cache folder: ``$DESCNET_CACHE``, else ``$XDG_CACHE_HOME/descnet``, else ``~/.cache/descnet``.
+
+    ``ValueError`` naming the variable when the path (or a path above it) is a file, not a folder."""
     if os.environ.get("DESCNET_CACHE"):
-        return Path(os.environ["DESCNET_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "descnet"
+        folder, source = Path(os.environ["DESCNET_CACHE"]).expanduser(), "DESCNET_CACHE"
+    else:
+        base = os.environ.get("XDG_CACHE_HOME")
+        source = "XDG_CACHE_HOME" if base else "the home folder's .cache"
+        folder = Path(base or Path.home() / ".cache").expanduser() / "descnet"
+    for path in (folder, *folder.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise ValueError(f"{source}: {path} is a file, not a folder; point {source} at a folder "
+                                 "for descnet's cache")
+            break
+    return folder
 
 
 def check_output_parents(path: str | os.PathLike, what: str = "--out") -> None:
@@ -154,6 +176,156 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"cannot write {type(obj).__name__} as JSON")
 
 
+# ------------------------------------------------------------------------------- one writer at a time
+
+LOCK_SUFFIX = ".descnet-lock"
+
+
+class OutputLockedError(ValueError):
+    """Another process is writing the same output (its lock file names it)."""
+
+
+class ForeignFileError(ValueError):
+    """A file descnet would replace was not written by descnet (not in the folder's manifest, not in
+    descnet's file format): it is left alone and the command refused."""
+
+
+def _lock_file(path: Path, folder: bool) -> Path:
+    return path / LOCK_SUFFIX if folder else path.parent / f".{path.name}{LOCK_SUFFIX}"
+
+
+def _holder(lock: Path) -> str:
+    try:
+        info = json.loads(lock.read_text())
+        return (f"process {info['pid']} on host {info['host']}, since {info['since']}: "
+                f"{info.get('command', '?')}")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process (it has not written its name yet)"
+
+
+@contextlib.contextmanager
+def output_lock(path: str | os.PathLike, folder: bool = False, what: str = "--out") -> Iterator[Path]:
+    """Hold the write lock of the output ``path`` (a file, or with ``folder=True`` a result folder, which
+    must exist) for the block; yields the lock file.
+
+    ``OutputLockedError`` naming the holder (pid, host, start time, command) and ``what`` when another
+    process holds it. The lock is ``fcntl.flock`` on the lock file: released by the kernel when its
+    process dies, so a lock file left by a killed run is taken over, never a reason to refuse.
+    """
+    import fcntl
+
+    path = Path(path)
+    lock = _lock_file(path, folder)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(10):
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputLockedError(f"{what} {path}: being written by {_holder(lock)}; wait until it ends, or "
+                                    "write to another output") from None
+        try:  # the holder before us may have removed the file between our open and our lock: retry then
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    else:
+        raise OutputLockedError(f"{what} {path}: could not take the lock {lock} (other writers keep taking it)")
+    try:
+        info = {"pid": os.getpid(), "host": socket.gethostname(),
+                "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300] if sys.argv else "?"}
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(info).encode())
+        yield lock
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        os.close(fd)
+
+
+def one_run_per_folder(param: str = "out") -> Any:
+    """Decorator of a library function that writes a result folder (its argument ``param``): the whole call
+    holds the folder's run lock ``.NAME.descnet-lock`` beside it (:func:`output_lock`), so a second run into
+    the same folder is refused at its start, naming the first, instead of racing it (the result set's own lock
+    only covers the final move). A folder whose parent cannot hold the lock (read-only) runs without it."""
+    import functools
+    import inspect
+
+    def decorate(function: Any) -> Any:
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            out = Path(signature.bind(*args, **kwargs).arguments[param])
+            try:
+                hold = output_lock(out)
+                hold.__enter__()
+            except PermissionError:
+                if not out.is_dir():
+                    raise
+                return function(*args, **kwargs)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                hold.__exit__(None, None, None)
+
+        return wrapper
+
+    return decorate
+
+
+def _remove_free_lock(lock: Path) -> None:
+    """Remove a lock file nobody holds (left by a killed process)."""
+    import fcntl
+
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.path.samestat(os.fstat(fd), os.stat(lock)):
+            os.unlink(lock)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def earlier_result_files(folder: str | os.PathLike, marker: str, key: str, names: Iterable[str],
+                         value: Any = None) -> list[str]:
+    """The ``names`` an older descnet (before manifests) wrote into ``folder``: all of them when the JSON file
+    ``marker`` there is descnet's (a dict with ``key``, equal to ``value`` when given), else none. For
+    :func:`result_set`'s ``earlier``; a folder with a manifest needs none."""
+    folder = Path(folder)
+    if (folder / MANIFEST).is_file():
+        return []
+    try:
+        payload = json.loads((folder / marker).read_text())
+    except (OSError, ValueError):
+        return []
+    if isinstance(payload, dict) and key in payload and (value is None or payload[key] == value):
+        return list(names)
+    return []
+
+
+def check_foreign_files(folder: str | os.PathLike, names: Iterable[str], earlier: Iterable[str] = ()) -> None:
+    """Refuse (:class:`ForeignFileError`, naming it) when one of ``names`` exists in ``folder`` but descnet did
+    not write it there: not listed in the folder's :data:`MANIFEST` (nor in ``earlier``, the names an older
+    descnet wrote without a manifest). Call it up front, before any work; :func:`result_set` checks again."""
+    folder = Path(folder)
+    owned = set(read_manifest(folder)) if (folder / MANIFEST).is_file() else set(earlier)
+    for name in names:
+        if name not in owned and _present(folder / name):
+            raise ForeignFileError(f"{folder / name}: exists and descnet did not write it (it is not in "
+                                   f"{folder / MANIFEST}); descnet never replaces other files: move it away or "
+                                   "choose another output folder")
+
+
 # ------------------------------------------------------------------------------- result sets as a unit
 
 #: the file listing what descnet wrote into a result folder (``--overwrite`` removes only these)
@@ -173,6 +345,12 @@ class ResultSet:
 
     def __init__(self, folder: Path, staging: Path, previous: list[str]) -> None:
         self.folder, self.staging, self.dir, self.previous = folder, staging, staging / "new", previous
+        self.dropped: set[str] = set()
+
+    def drop(self, name: str) -> None:
+        """Remove descnet's earlier result ``name`` from the folder with this set (an earlier model that the new
+        set has no successor for); a name descnet did not write there is left alone."""
+        self.dropped.add(name)
 
     def path(self, name: str) -> Path:
         """Where to write the result ``name`` (a relative file or folder name)."""
@@ -216,6 +394,7 @@ def recover_result_sets(folder: str | os.PathLike) -> None:
     folder = Path(folder)
     if not folder.is_dir():
         return
+    _remove_free_lock(folder / LOCK_SUFFIX)
     for staging in sorted(folder.glob(f"{_STAGING}*")):
         pid = staging.name[len(_STAGING):].split("-")[0]
         if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
@@ -310,9 +489,20 @@ def result_set(folder: str | os.PathLike, overwrite: bool = False, earlier: Iter
     descnet wrote there before; never other files). Otherwise earlier results stay beside the new ones.
     ``earlier``: the names descnet wrote in a folder without a manifest (an output of an older version).
     ``old_staging``: glob patterns of the staging folders older versions used (``.hpatches-*``), removed.
+
+    A name of the new set that exists in ``folder`` but is not descnet's (not in the manifest, or in ``earlier``
+    when there is none) is refused before anything moves (:func:`check_foreign_files`). One writer at a time
+    (:func:`output_lock` on the folder).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    with output_lock(folder, folder=True):
+        with _result_set(folder, overwrite, list(earlier), old_staging) as results:
+            yield results
+
+
+@contextlib.contextmanager
+def _result_set(folder: Path, overwrite: bool, earlier: list[str], old_staging: Iterable[str]) -> Iterator[ResultSet]:
     recover_result_sets(folder)
     for pattern in old_staging:
         for stale in folder.glob(pattern):
@@ -327,7 +517,8 @@ def result_set(folder: str | os.PathLike, overwrite: bool = False, earlier: Iter
         yield results
         _fix_modes(results.dir)
         files = sorted(p.name for p in results.dir.iterdir())
-        remove = sorted(set(previous) - set(files)) if overwrite else []
+        check_foreign_files(folder, files, previous)
+        remove = sorted((set(previous) - set(files)) if overwrite else (set(previous) & results.dropped - set(files)))
         manifest = sorted((set(previous) - set(remove)) | set(files))
         fresh = [name for name in files if not _present(folder / name)]  # no earlier version to restore
         record = {"files": files, "remove": remove, "manifest": manifest, "fresh": fresh}

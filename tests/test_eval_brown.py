@@ -124,10 +124,14 @@ def test_cli_an_unreadable_earlier_result_is_not_replaced_silently(tmp_path, cap
             "--pairs", "m50_21_21_0.txt", "--model", "pixels"]
     assert main(base) == 2
     err = capsys.readouterr().err
-    assert "brown_toy.json: not valid JSON" in err and "pass --overwrite to replace it" in err
+    assert "brown_toy.json: exists and descnet did not write it" in err and "describing" not in err
     assert (out / "brown_toy.json").read_text() == "my own notes"
     assert sorted(p.name for p in out.iterdir()) == ["brown_toy.json"]
-    assert main(base + ["--overwrite"]) == 0
+    assert main(base + ["--overwrite"]) == 2  # --overwrite replaces only what descnet wrote (issue 24)
+    assert "brown_toy.json: exists and descnet did not write it" in capsys.readouterr().err
+    assert (out / "brown_toy.json").read_text() == "my own notes"
+    (out / "brown_toy.json").unlink()
+    assert main(base) == 0
     assert "pixels" in json.loads((out / "brown_toy.json").read_text())["models"]
 
 

@@ -3,6 +3,7 @@ the SIFT baselines and the ``descnet eval hpatches`` command."""
 from __future__ import annotations
 
 import json
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -495,6 +496,17 @@ def test_benchmark_hpatches_from_python_caches_and_equals_the_cli(tmp_path, caps
     assert list(cached.sequences) == ["i_d"] and np.array_equal(cached["i_d"]["ref"], stored["i_d"]["ref"])
     describe_hpatches_cached("tfeat:random", dataset, ["i_d"], tmp_path / "c2", label="tfeat")
     assert not (tmp_path / "c2" / "tfeat.h5").exists()
+    # the cache is keyed by content (issue 24): a patch file edited in place, same size, time restored
+    png = root / "i_d" / "ref.png"
+    st, stack = png.stat(), cv2.imread(str(png), cv2.IMREAD_GRAYSCALE)
+    assert cv2.imwrite(str(png), np.ascontiguousarray(stack[::-1]))
+    os.utime(png, ns=(st.st_atime_ns, st.st_mtime_ns))
+    lines.clear()
+    fresh = describe_hpatches_cached("sift", dataset, ["v_c", "i_d"], tmp_path / "lib" / "descriptors", label="sift",
+                                     log=lines.append)
+    assert lines == ["sift: describing 1 sequences (" + f"{dataset.check(['i_d'])['i_d'] * 16:,} patches)"]
+    assert not np.array_equal(fresh["i_d"]["ref"], stored["i_d"]["ref"])
+    assert np.array_equal(fresh["v_c"]["ref"], stored["v_c"]["ref"])
     with pytest.raises(ValueError, match="tasks: unknown task"):
         benchmark_hpatches(tmp_path / "lib", root=root, models=["sift"], tasks=["sorting"])
 

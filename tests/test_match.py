@@ -12,6 +12,7 @@ from descnet.cli.main import main
 from descnet.features.files import read_features, read_matches, write_matches
 from descnet.features.matching import draw_matches, match, match_pair, verify
 from descnet.features.options import KeypointOptions, MatchOptions
+from descnet.io import MANIFEST, result_set
 from tests.conftest import fail_at_rename, shared_file
 
 
@@ -280,8 +281,8 @@ def test_cli_match_failing_at_any_rename_leaves_the_old_or_the_new_four_files(tm
 def test_cli_match_bad_input_fails_cleanly_and_keeps_old_results(tmp_path, capsys, case, message):
     a, b = synthetic_pair(tmp_path)
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "summary.json").write_text("old")
+    with result_set(out) as old:  # an earlier run's result (descnet's manifest lists it)
+        old.path("summary.json").write_text("old")
     args = ["match", str(a), str(b), "--model", "opencv-sift", "--out", str(out)]
     if case == "truncated":
         a.write_bytes(a.read_bytes()[:300])
@@ -297,5 +298,5 @@ def test_cli_match_bad_input_fails_cleanly_and_keeps_old_results(tmp_path, capsy
     assert main(args) == 2
     err = capsys.readouterr().err
     assert re.search(message, err), err
-    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "summary.json"]
     assert (out / "summary.json").read_text() == "old"

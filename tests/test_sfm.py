@@ -7,7 +7,10 @@ poses and focal length, so a reconstruction can be checked against the truth.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -21,6 +24,7 @@ from descnet.features.files import PairMatches, read_features, write_matches  # 
 from descnet.features.options import KeypointOptions, MatchOptions  # noqa: E402
 from descnet.features.pairs import exhaustive_pairs  # noqa: E402
 from descnet.features.pipeline import describe_to_file, image_sources, match_to_file  # noqa: E402
+from descnet.eval.sfm import folder_name  # noqa: E402
 
 W, H, FOCAL = 640, 480, 768.0  # COLMAP's prior for an image without EXIF: 1.2 x the longer side
 K = np.array([[FOCAL, 0, (W - 1) / 2], [0, FOCAL, (H - 1) / 2], [0, 0, 1.0]])  # pixel centres at integers
@@ -79,6 +83,11 @@ def similarity_residuals(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.linalg.norm(b - scale * a @ rot.T, axis=1)
 
 
+def _listing(folder) -> list[str]:
+    """The visible files of a result folder (not descnet's manifest)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
 @pytest.fixture(scope="module")
 def box(tmp_path_factory):
     """The rendered box, described with OpenCV RootSIFT and matched (all pairs, mutual NN + ratio 0.8)."""
@@ -125,7 +134,7 @@ def test_reconstruct_recovers_the_cameras_of_the_box(box, capsys):
     # depth and focal length trade off on this shallow scene
     assert main(["reconstruct", str(root / "images"), "--features", str(root / "features.h5"), "--matches",
                  str(root / "matches.h5"), "--camera-mode", "single", "--out", str(out), "--quiet"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["database.db", "model", "summary.json", "summary.md"]
+    assert _listing(out) == ["database.db", "model", "summary.json", "summary.md"]
     printed = capsys.readouterr().out
     assert "| descriptor | registered | 3D points |" in printed and "| 5 / 5 |" in printed
     summary = json.loads((out / "summary.json").read_text())
@@ -215,7 +224,155 @@ def test_reconstruct_without_matches_writes_no_model(box, tmp_path, capsys):
     out = tmp_path / "sfm"
     assert main(["reconstruct", str(root / "images"), "--features", str(root / "features.h5"), "--matches",
                  str(tmp_path / "none.h5"), "--out", str(out), "--quiet"]) == 1
-    assert "COLMAP made no model (0 of 10 pairs verified)" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["database.db", "summary.json", "summary.md"]
+    printed = capsys.readouterr().out
+    assert "COLMAP made no model (0 of 10 pairs verified): COLMAP's geometric verification kept none of the 10 " \
+           "pairs: each needs at least 15 inlier matches" in printed
+    assert _listing(out) == ["database.db", "summary.json", "summary.md"]
     summary = reconstruct(root / "images", root / "features.h5", tmp_path / "none.h5", out)
     assert (summary.registered, summary.points3D, summary.matches, summary.models) == (0, 0, 0, 0)
+
+
+# ---------------------------------------------------------------- issue 24: reconstruct as a unit, provenance
+
+def test_reconstruct_refuses_matches_of_other_features_and_pairs_naming_absent_images(box, tmp_path, capsys):
+    root, _ = box
+    images = image_sources([root / "images"])
+    describe_to_file(images, tmp_path / "fewer.h5", model="opencv-rootsift", options=KeypointOptions(max_keypoints=300))
+    out = tmp_path / "sfm"
+    base = ["reconstruct", str(root / "images"), "--matches", str(root / "matches.h5"), "--out", str(out), "--quiet"]
+    assert main(base + ["--features", str(tmp_path / "fewer.h5")]) == 2
+    err = capsys.readouterr().err
+    assert "matches.h5: the matches of view0.png view1.png were computed from other features of view0.png" in err
+    assert "Traceback" not in err and (not out.exists() or not any(out.iterdir()))
+    (tmp_path / "pairs.txt").write_text("view0.png view1.png\nview0.png nowhere.png\n")
+    assert main(base + ["--features", str(root / "features.h5"), "--pairs", str(tmp_path / "pairs.txt")]) == 2
+    assert ("the pairs name the image nowhere.png, which is neither an image of " in capsys.readouterr().err)
+
+
+def _reconstruction_state(out) -> int:
+    """The number of pairs of a complete reconstruction folder (summary, database and model agree), checked."""
+    assert _listing(out) == ["database.db", "model", "summary.json", "summary.md"]
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [".descnet-manifest.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    with pycolmap.Database.open(out / "database.db") as db:
+        assert db.num_matched_image_pairs() == summary["pairs"]
+    assert pycolmap.Reconstruction(out / "model").num_points3D() == summary["points3D"]
+    return summary["pairs"]
+
+
+def test_reconstruct_failing_at_every_rename_leaves_the_old_or_the_new_set(box, tmp_path, monkeypatch):
+    import shutil
+
+    from tests.conftest import fail_at_rename
+
+    root, _ = box
+    old = tmp_path / "old"
+    reconstruct(root / "images", root / "features.h5", root / "matches.h5", old)
+    assert _reconstruction_state(old) == 10
+    pairs = exhaustive_pairs([f"view{i}.png" for i in range(4)])  # the new set: 6 pairs
+    seen = set()
+    for k in range(1, 40):
+        out = tmp_path / f"out{k}"
+        shutil.copytree(old, out)
+        calls = fail_at_rename(monkeypatch, k)
+        try:
+            reconstruct(root / "images", root / "features.h5", root / "matches.h5", out, pairs=pairs)
+        except OSError as err:
+            assert "injected" in str(err)
+        finally:
+            monkeypatch.undo()
+        seen.add(_reconstruction_state(out))
+        if calls["n"] < k:
+            break
+    assert seen == {10, 6} and k > 5
+
+
+_KILL_RECONSTRUCT = textwrap.dedent("""
+    import os, sys
+    k, images, features, matches, out = int(sys.argv[1]), *sys.argv[2:6]
+    real, calls = os.replace, [0]
+    def replace(src, dst):
+        calls[0] += 1
+        if calls[0] == k:
+            os._exit(9)  # as SIGKILL: no clean-up runs
+        return real(src, dst)
+    os.replace = replace
+    from descnet.features.pairs import exhaustive_pairs
+    from descnet.geometry.colmap import reconstruct
+    reconstruct(images, features, matches, out, pairs=exhaustive_pairs([f"view{i}.png" for i in range(4)]))
+    sys.exit(3)
+""")
+
+
+@pytest.mark.slow
+def test_reconstruct_killed_at_every_rename_leaves_the_old_or_the_new_set(box, tmp_path):
+    import shutil
+
+    from descnet.io import recover_result_sets
+
+    root, _ = box
+    old = tmp_path / "old"
+    reconstruct(root / "images", root / "features.h5", root / "matches.h5", old)
+    seen = set()
+    for k in range(1, 40):
+        out = tmp_path / f"out{k}"
+        shutil.copytree(old, out)
+        proc = subprocess.run([sys.executable, "-c", _KILL_RECONSTRUCT, str(k), str(root / "images"),
+                               str(root / "features.h5"), str(root / "matches.h5"), str(out)],
+                              cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+        assert proc.returncode in (9, 3), proc.stderr
+        recover_result_sets(out)  # what the next command writing into `out` does first
+        seen.add(_reconstruction_state(out))
+        if proc.returncode == 3:
+            break
+    assert seen == {10, 6} and k > 5
+
+
+def _sfm_state(out) -> list[str]:
+    """The rows of a consistent eval sfm folder: sfm.json and sfm.md agree, each row's colmap/ is complete."""
+    payload = json.loads((out / "sfm.json").read_text())
+    table = (out / "sfm.md").read_text()
+    rows = list(payload["rows"])
+    assert [line.split(" | ")[0].strip("| ") for line in table.splitlines()[2:]] == rows
+    for label in rows:
+        assert _reconstruction_state(out / folder_name(label) / "colmap") == payload["rows"][label]["pairs"]
+    assert not [p for p in out.rglob(".descnet-staging-*")] and not [p for p in out.rglob("*.tmp")]
+    return rows
+
+
+@pytest.mark.slow
+def test_eval_sfm_reruns_add_rows_and_a_failure_at_every_rename_leaves_a_consistent_folder(box, tmp_path,
+                                                                                          monkeypatch):
+    import shutil
+
+    from descnet.eval.sfm import compare_sfm
+    from tests.conftest import fail_at_rename
+
+    root, _ = box
+    few = KeypointOptions(max_keypoints=500)
+    old = tmp_path / "old"
+    compare_sfm(root / "images", {"RootSIFT": "opencv-rootsift"}, old, colmap_sift=False, keypoint_options=few)
+    assert _sfm_state(old) == ["RootSIFT"]
+    seen = set()
+    for k in range(1, 60):
+        out = tmp_path / f"out{k}"
+        shutil.copytree(old, out)
+        calls = fail_at_rename(monkeypatch, k)
+        try:
+            compare_sfm(root / "images", {"SIFT": "opencv-sift"}, out, colmap_sift=False, keypoint_options=few)
+        except OSError as err:
+            assert "injected" in str(err)
+        finally:
+            monkeypatch.undo()
+        seen.add(tuple(_sfm_state(out)))
+        if calls["n"] < k:
+            break
+    assert seen == {("RootSIFT",), ("RootSIFT", "SIFT")}  # the earlier row is never dropped
+    # a rerun with other settings is refused before any work; other weights of one label are refused too
+    with pytest.raises(ValueError, match=r"sfm.json: holds rows of other settings \(max_keypoints differ\)"):
+        compare_sfm(root / "images", {"RootSIFT": "opencv-rootsift"}, out, colmap_sift=False,
+                    keypoint_options=KeypointOptions(max_keypoints=300))
+    with pytest.raises(ValueError, match=r"RootSIFT/features.h5: holds features made with other settings: model "
+                                         r"'opencv-rootsift' \(this run: 'opencv-sift'\), model_digest"):
+        compare_sfm(root / "images", {"RootSIFT": "opencv-sift"}, out, colmap_sift=False, keypoint_options=few)
+    assert _sfm_state(out) == ["RootSIFT", "SIFT"]

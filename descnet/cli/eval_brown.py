@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results/brown", help="output folder (default results/brown)")
     parser.add_argument("--cache-dir", help="where the subset's HDF5 cache goes (default ROOT; use it when ROOT "
                                             "is read-only)")
+    parser.add_argument("--verify-cache", action="store_true",
+                        help="hash every source file of the subset again before trusting the cache (by default a "
+                             "file is hashed again only when its size, modification or change time changed)")
     add_benchmark_arguments(parser)
 
 
@@ -42,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     output_dir(args.out)  # a file there, or a file on its path: refused before any work
     run = benchmark_brown(args.root, args.subset, args.model, args.out, pairs_files=args.pairs,
                           all_pairs=args.all_pairs, cache_dir=args.cache_dir, batch_size=args.batch_size,
-                          device=args.device, overwrite=args.overwrite, progress=not args.quiet, log=print)
+                          device=args.device, overwrite=args.overwrite, progress=not args.quiet,
+                          verify_cache=args.verify_cache, log=print)
     print(brown_table(run.payload))
     if run.kept:
         print(run.kept_note())

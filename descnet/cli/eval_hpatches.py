@@ -45,8 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "DIR/<name>/<sequence>/<type>.csv (the official layout; use --split full for all)")
     parser.add_argument("--cache-dir", help="descriptor cache folder (default OUT/descriptors)")
     parser.add_argument("--no-cache", action="store_true",
-                        help="describe again, ignoring cached descriptors (the cache is keyed by the model, its "
-                             "weights and the --root folder; use this after changing the patches in place)")
+                        help="describe again, ignoring cached descriptors (the cache is keyed by the model's "
+                             "architecture and weights and by the content of each sequence's patch files)")
+    parser.add_argument("--verify-cache", action="store_true",
+                        help="hash every patch file again before trusting the cache (by default a file is hashed "
+                             "again only when its size, modification or change time changed)")
     parser.add_argument("--verification-pairs", type=int, default=1_000_000,
                         help="pairs per file when the verification files must be generated (default 1e6)")
     parser.add_argument("--seed", type=int, default=42, help="seed of generated verification pairs (default 42)")
@@ -63,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     run = benchmark_hpatches(args.out, root=args.root, models=args.model, descriptors=args.descriptors,
                              split=args.split, tasks=args.tasks.split(","), tasks_dir=args.tasks_dir,
                              export_csv=args.export_csv, cache_dir=args.cache_dir, use_cache=not args.no_cache,
+                             verify_cache=args.verify_cache,
                              verification_pairs=args.verification_pairs, seed=args.seed, batch_size=args.batch_size,
                              device=args.device, overwrite=args.overwrite, progress=not args.quiet, log=print)
     if run.kept:

@@ -56,5 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if run.kept:
         print(run.kept_note())
     print(format_summary(run.payload["summary"]))
+    for warning in run.payload.get("warnings", {}).values():
+        print(warning)
     print(run.written_note())
     return 0

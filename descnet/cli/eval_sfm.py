@@ -8,8 +8,10 @@ nearest neighbours with ratio test 0.8. OpenCV's RootSIFT on the same keypoints 
 error, verified pairs, inlier matches, seconds.
 
 Writes --out DIR: DIR/sfm.json (settings, environment, every row), DIR/sfm.md (the table), and per row
-DIR/<row>/features.h5, matches.h5 (reused by a rerun) and DIR/<row>/colmap/ (database, model, summary);
-DIR/colmap-sift/. Needs pycolmap: pip install 'descnet[sfm]'.
+DIR/<row>/features.h5, matches.h5 (reused by a rerun when made with the same model weights, keypoint settings
+and images; refused otherwise: --overwrite starts them afresh) and DIR/<row>/colmap/ (database, model,
+summary); DIR/colmap-sift/. A rerun adds its rows to the earlier ones of the same settings (--overwrite drops
+them). Needs pycolmap: pip install 'descnet[sfm]'.
 
 examples:
   descnet eval sfm ../shared/data/sfm/sacre_coeur --model runs/csa --out results/eval/sfm
@@ -38,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device for the models (default: cpu)")
     parser.add_argument("--out", default="results/eval/sfm", metavar="DIR",
                         help="output folder (default: results/eval/sfm)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="describe and match every row afresh and drop the rows of earlier runs in --out")
     add_sfm_arguments(parser)
     add_quiet(parser)
 
@@ -61,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     rows = compare_sfm(args.images, models, out, image_list=args.image_list,
                        pairs=read_pairs(args.pairs) if args.pairs else None, colmap_sift=not args.no_colmap,
                        keypoint_options=keypoint_options(args), match_options=match_options(args, "fundamental"), options=sfm_options(args),
-                       device=args.device, progress=not args.quiet)
+                       device=args.device, progress=not args.quiet, overwrite=args.overwrite)
     print(format_table(rows))
     print(f"wrote {out / 'sfm.json'}, {out / 'sfm.md'}")
     return 0

@@ -3,7 +3,7 @@
 Imports the images of the pair list from IMAGES (the folder they were described from), their keypoints
 (+0.5 px: COLMAP's origin is the corner of the first pixel) and all raw matches into a new COLMAP database,
 runs COLMAP's geometric verification and incremental mapping, keeps the model with the most images.
-Writes into --out DIR:
+Writes into --out DIR, as one set (all new, or after a failure or kill all as before; one run at a time):
   database.db   the COLMAP database (images, cameras, keypoints, matches, verified two-view geometries)
   model/        the sparse model in COLMAP's binary format (cameras, images, points3D, frames, rigs)
   summary.json  registered images, 3D points, observations, track length, reprojection error, pairs and
@@ -57,7 +57,7 @@ def sfm_options(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from descnet.cli.common import output_dir
-    from descnet.geometry.colmap import format_table, reconstruct
+    from descnet.geometry.colmap import format_table, no_model_reason, reconstruct
     from descnet.features.pairs import read_pairs
 
     out = output_dir(args.out)
@@ -67,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
     print(format_table({args.features: summary}))
     wrote = [out / "database.db", out / "model", out / "summary.json", out / "summary.md"]
     if summary.registered == 0:
-        print(f"COLMAP made no model ({summary.verified_pairs} of {summary.pairs} pairs verified); "
-              f"wrote {', '.join(str(p) for p in wrote if p.name != 'model')}")
+        print(f"COLMAP made no model ({summary.verified_pairs} of {summary.pairs} pairs verified): "
+              f"{no_model_reason(summary)}")
+        print(f"wrote {', '.join(str(p) for p in wrote if p.name != 'model')}")
         return 1
     print(f"wrote {', '.join(map(str, wrote))}")
     return 0

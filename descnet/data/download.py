@@ -4,7 +4,12 @@ Each dataset is a list of :class:`Resource` (one archive, unpacked into one fold
 download tries the resource's URLs in order (or the mirrors given by ``--mirror`` / ``DESCNET_MIRROR``,
 which replace them), resumes a partial ``<root>/<archive>.part`` with an HTTP ``Range`` request, checks
 size and checksum when they are known (:data:`CHECKSUMS`, the one table of them), unpacks into a temporary
-folder and moves the result into place in one rename. Only urllib is used; ``file://`` URLs work too.
+folder and moves the result into place in one rename. Only urllib is used; ``file://`` URLs work too, and a
+mirror that is a plain folder path (no ``scheme://``) is read as that folder (:func:`mirror_url`).
+
+:func:`cached_digests` is how descnet's caches know their source files by content: each file's sha256,
+hashed once and kept in a small JSON book with the file's size, modification and change times, hashed again
+when one of them changes (or always, with ``verify``).
 
 Resulting layout under ``root``::
 
@@ -34,7 +39,7 @@ from descnet.io import atomic_dir
 __all__ = [
     "Resource", "Expected", "CHECKSUMS", "DATASETS", "MIRROR_ENV", "DownloadError", "IncompleteDownload",
     "ChecksumError", "resources", "candidate_urls", "fetch_url", "unpack", "download_resource",
-    "download_dataset", "file_digest",
+    "download_dataset", "file_digest", "mirror_url", "mirror_urls", "cached_digests",
 ]
 
 MIRROR_ENV = "DESCNET_MIRROR"
@@ -134,14 +139,32 @@ def resources(dataset: str, subsets: list[str] | None = None) -> list[Resource]:
     return [known[s] for s in dict.fromkeys(subsets)]
 
 
-def candidate_urls(resource: Resource, mirrors: list[str] | None = None) -> list[str]:
-    """URLs to try in order: ``<mirror>/<filename>`` for each mirror when given (or in ``$DESCNET_MIRROR``,
-    whitespace separated), else the resource's official URLs."""
+def mirror_url(mirror: str, source: str = MIRROR_ENV) -> str:
+    """A mirror as a URL: ``http(s)://``, ``file://`` ... as given; a plain folder path (``/srv/data``,
+    ``~/mirror``, ``data/``) as its ``file://`` URL. ``ValueError`` naming ``source`` for a path that is not a
+    folder."""
+    if "://" in mirror:
+        return mirror
+    folder = Path(mirror).expanduser()
+    if not folder.is_dir():
+        raise ValueError(f"{source}: {mirror!r} is neither a URL (http://, https://, file://) nor an existing "
+                         "folder")
+    return folder.resolve().as_uri()
+
+
+def mirror_urls(filename: str, mirrors: list[str] | None = None, source: str = MIRROR_ENV) -> list[str]:
+    """``<mirror>/<filename>`` for each mirror given (default: ``$DESCNET_MIRROR``, whitespace separated)."""
     if mirrors is None:
         mirrors = os.environ.get(MIRROR_ENV, "").split()
-    if mirrors:
-        return [m.rstrip("/") + "/" + resource.filename for m in mirrors]
-    return list(resource.urls)
+        source = MIRROR_ENV
+    return [mirror_url(m, source).rstrip("/") + "/" + filename for m in mirrors]
+
+
+def candidate_urls(resource: Resource, mirrors: list[str] | None = None) -> list[str]:
+    """URLs to try in order: ``<mirror>/<filename>`` for each mirror when given (or in ``$DESCNET_MIRROR``,
+    whitespace separated; URLs or plain folder paths, :func:`mirror_url`), else the resource's official URLs."""
+    urls = mirror_urls(resource.filename, mirrors, "--mirror")
+    return urls or list(resource.urls)
 
 
 # ----------------------------------------------------------------------------------------- one file
@@ -263,6 +286,45 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
+def cached_digests(paths: dict[str, Path], book: str | os.PathLike, verify: bool = False) -> dict[str, str | None]:
+    """``{key: sha256 of the file}`` of ``paths`` (``None`` for a missing file), from the JSON ``book`` when
+    the file's size, modification time and change time are those recorded with its digest, else hashed (and
+    recorded). ``verify``: hash every file again. The change time cannot be set back by hand, so an edit
+    that keeps the size and restores the modification time is hashed again too. The book is rewritten
+    (atomically) when it changed; a book that cannot be written is not an error (the digests are)."""
+    book = Path(book)
+    try:
+        known = json.loads(book.read_text())
+        known = known if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        known = {}
+    out, changed = {}, False
+    for key, path in paths.items():
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            out[key] = None
+            continue
+        where = str(path.resolve())
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        entry = known.get(where)
+        if not verify and isinstance(entry, dict) and entry.get("stat") == stamp and entry.get("sha256"):
+            out[key] = entry["sha256"]
+            continue
+        out[key] = file_digest(path)
+        known[where] = {"stat": stamp, "sha256": out[key]}
+        changed = True
+    if changed:
+        from descnet.io import atomic_path
+
+        try:
+            with atomic_path(book) as tmp:
+                tmp.write_text(json.dumps(known, indent=0, sort_keys=True))
+        except OSError:
+            pass
+    return out
+
+
 def _unreachable(url: str, reason: object, path: Path) -> str:
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme == "file":
@@ -310,6 +372,12 @@ def unpack(archive: str | os.PathLike, dest: str | os.PathLike, *, member: str |
             strip = _common_top(n for n, k in zip(names, keep) if k)
             prefix = (strip + "/" if strip else "") + (member.strip("/") + "/" if member else "")
             selected = [e for e, n, k in zip(entries, names, keep) if k and n.startswith(prefix)]
+            if kind == "zip":
+                links = [e.filename for e in selected if _zip_is_link(e)]
+                if links:
+                    raise ValueError(f"{archive}: the entry {links[0]!r} is a symbolic link; descnet unpacks only "
+                                     "files and folders from archives (a re-packed or hostile archive?): unpack it "
+                                     "by hand if you trust it")
             if not selected:
                 where = f"a folder {prefix!r}" if prefix else "any files"
                 raise ValueError(f"{archive}: the archive does not contain {where}")
@@ -327,7 +395,16 @@ def unpack(archive: str | os.PathLike, dest: str | os.PathLike, *, member: str |
                 shutil.rmtree(staging)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
         raise ValueError(f"{archive}: broken {kind} archive ({err}); delete it and download it again") from None
+    except (NotADirectoryError, IsADirectoryError, FileExistsError) as err:
+        raise ValueError(f"{archive}: cannot unpack it: its entries clash ({err.strerror}: an entry is both a file "
+                         "and a folder); delete it and download it again") from None
     return dest
+
+
+def _zip_is_link(entry: zipfile.ZipInfo) -> bool:
+    import stat
+
+    return entry.create_system == 3 and stat.S_ISLNK(entry.external_attr >> 16)
 
 
 def _archive_kind(archive: Path) -> str:

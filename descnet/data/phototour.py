@@ -15,7 +15,11 @@ torchvision's ``PhotoTour`` keeps ``<root>/<name>.pt`` instead: ``torch.save((pa
 with uint8 ``(N, 64, 64)`` patches, int64 ``(N,)`` point ids and int64 ``(M, 3)`` rows
 ``(patch1, patch2, is_match)`` from ``m50_100000_100000_0.txt``. Either is converted once to a compact
 cache ``<root>/<name>.descnet.h5`` (HDF5, written atomically) that reloads in milliseconds: the patches are
-one contiguous uint8 dataset, memory-mapped by :class:`PhotoTour`.
+one contiguous uint8 dataset, memory-mapped by :class:`PhotoTour`. The cache is keyed on the *content* of
+every source file (each mosaic, ``info.txt``, each pairs file, or the ``.pt``): their sha256 digests, hashed
+once and kept with each file's size, modification and change times in ``<name>.descnet.h5.sources.json``
+beside the cache, hashed again when one of those changes, and always with ``verify_cache=True``
+(``descnet eval brown --verify-cache``; :func:`descnet.data.download.cached_digests`).
 
 Everything that knows this format lives here: the reader, :func:`read_mosaic` (used by other readers of
 mosaics) and :func:`write_phototour` (used by tests and the patch-set builder).
@@ -54,7 +58,7 @@ GRID = 16  # patches per mosaic row and column
 PATCHES_PER_MOSAIC = GRID * GRID
 MOSAIC_SIZE = GRID * PATCH_SIZE
 CACHE_SUFFIX = ".descnet.h5"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: keyed on the source files' sha256 (1: on their sizes and modification times)
 _MOSAIC_RE = re.compile(r"^patches(\d{4,})\.bmp$")
 _PAIRS_RE = re.compile(r"^m50_\d+_\d+_\d+\.txt$")
 
@@ -212,7 +216,7 @@ class PhotoTour:
 
     Reads ``<root>/<name>/`` in the original layout (see the module docstring) or torchvision's
     ``<root>/<name>.pt``, converts it once to ``<cache_dir or root>/<name>.descnet.h5`` and reloads that
-    cache afterwards (rebuilt automatically when the source files change).
+    cache afterwards (rebuilt automatically when the content of a source file changes: module docstring).
 
     Args:
         root: folder holding ``<name>/`` (or ``<name>.pt``), e.g. what ``descnet data download brown
@@ -222,6 +226,8 @@ class PhotoTour:
         cache: write and reuse the HDF5 cache; ``False`` parses the source every time and keeps it in memory.
         cache_dir: where the cache goes (default ``root``; use it when ``root`` is read-only).
         in_memory: load the patches into RAM instead of memory-mapping the cache.
+        verify_cache: hash every source file again instead of trusting the digests recorded with unchanged
+            sizes and times.
         progress: show a progress bar while converting.
 
     Attributes:
@@ -235,7 +241,7 @@ class PhotoTour:
 
     def __init__(self, root: str | os.PathLike, name: str, *, pairs_file: str = DEFAULT_PAIRS,
                  cache: bool = True, cache_dir: str | os.PathLike | None = None, in_memory: bool = False,
-                 progress: bool = True) -> None:
+                 progress: bool = True, verify_cache: bool = False) -> None:
         self.root = Path(root)
         self.name = str(name)
         self.folder = self.root / self.name
@@ -251,7 +257,7 @@ class PhotoTour:
         self.uncovered: str | None = None  # the source holds patches no info.txt label covers (reported)
 
         source = self._find_source()
-        signature = self._signature(source) if source else None
+        signature = self._signature(source, verify_cache) if source and cache else None
         if cache and self._cache_is_valid(signature):
             self._load_cache(in_memory)
             self.source = "cache"
@@ -363,23 +369,19 @@ class PhotoTour:
         return (f"no Brown subset {self.name!r} under {self.root}: expected the folder {self.folder} "
                 f"(patches0000.bmp, info.txt, m50_*.txt) or torchvision's {self.root / (self.name + '.pt')}; {hint}")
 
-    def _signature(self, source: str) -> str:
-        """Sizes and modification times of every source file (each mosaic, info.txt, each pairs file): a
-        changed source file invalidates the cache."""
-        def stat(path: Path) -> list[int] | None:
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                return None
-            return [st.st_size, st.st_mtime_ns]
+    def _signature(self, source: str, verify: bool = False) -> str:
+        """The sha256 of every source file (each mosaic, info.txt, each pairs file; or the ``.pt``): a source
+        file whose content changed invalidates the cache (module docstring)."""
+        from descnet.data.download import cached_digests
 
         if source == "torchvision":
-            return json.dumps({"source": source, "pt": stat(self.root / f"{self.name}.pt")})
-        mosaics = self._mosaics()
-        pairs = sorted(p.name for p in self.folder.iterdir() if _PAIRS_RE.match(p.name))
-        return json.dumps({"source": source, "mosaics": {p.name: stat(p) for p in mosaics},
-                           "info": stat(self.folder / "info.txt"),
-                           "pairs": {p: stat(self.folder / p) for p in pairs}})
+            files = {"pt": self.root / f"{self.name}.pt"}
+        else:
+            files = {f"mosaics/{p.name}": p for p in self._mosaics()}
+            files["info"] = self.folder / "info.txt"
+            files.update({f"pairs/{p.name}": p for p in sorted(self.folder.iterdir()) if _PAIRS_RE.match(p.name)})
+        book = self.cache_path.with_name(self.cache_path.name + ".sources.json")
+        return json.dumps({"source": source, "sha256": cached_digests(files, book, verify)}, sort_keys=True)
 
     def _read_source(self, source: str, progress: bool) -> tuple[np.ndarray, np.ndarray | None,
                                                                   dict[str, np.ndarray]]:

@@ -27,6 +27,7 @@ import numpy as np
 from descnet.eval.fpr95 import fpr95
 from descnet.eval.metrics import degenerate_warning, roc
 from descnet.eval.report import BenchmarkRun
+from descnet.io import one_run_per_folder
 
 __all__ = ["pair_distances", "roc_points", "evaluate_brown", "benchmark_brown", "brown_table", "DESCRIBE_BLOCK",
            "PROTOCOL"]
@@ -115,10 +116,11 @@ def evaluate_brown(model: Any, patches: Any, pairs: Mapping[str, np.ndarray], *,
     return result
 
 
+@one_run_per_folder("out")
 def benchmark_brown(root: str | os.PathLike, subset: str, models: Sequence[str], out: str | os.PathLike, *,
                     pairs_files: Sequence[str] | None = None, all_pairs: bool = False,
                     cache_dir: str | os.PathLike | None = None, batch_size: int | None = None, device: str = "cpu",
-                    overwrite: bool = False, progress: bool = False,
+                    overwrite: bool = False, progress: bool = False, verify_cache: bool = False,
                     log: Callable[[str], None] | None = None) -> BenchmarkRun:
     """Run the Brown benchmark of ``models`` on ``subset`` and write its results into ``out``.
 
@@ -133,13 +135,15 @@ def benchmark_brown(root: str | os.PathLike, subset: str, models: Sequence[str],
             models already there are kept unless ``overwrite`` (earlier results of other pair files are refused
             before any work).
         log: called with one line per model before it is described (``None``: silent).
+        verify_cache: hash the subset's source files again before trusting its cache
+            (:class:`~descnet.data.phototour.PhotoTour`).
 
     Returns:
         the :class:`~descnet.eval.report.BenchmarkRun` (payload as written, labels kept, files written).
     """
     from descnet.data.phototour import DEFAULT_PAIRS, PhotoTour
     from descnet.eval.report import check_earlier_results, check_unique_labels, merge_earlier_results, plot_roc
-    from descnet.io import result_set, write_json
+    from descnet.io import check_foreign_files, earlier_result_files, result_set, write_json
     from descnet.models import resolve_model, model_label
     from descnet.runinfo import environment_info
 
@@ -148,7 +152,7 @@ def benchmark_brown(root: str | os.PathLike, subset: str, models: Sequence[str],
         raise ValueError("give at least one model SPEC")
     check_unique_labels(labels)
     resolved = [resolve_model(spec) for spec in models]  # fail fast on a bad SPEC
-    data = PhotoTour(root, subset, cache_dir=cache_dir, progress=progress)
+    data = PhotoTour(root, subset, cache_dir=cache_dir, progress=progress, verify_cache=verify_cache)
     data.require_labels()
     names = data.available_pairs() if all_pairs else list(pairs_files or [DEFAULT_PAIRS])
     if not names:
@@ -158,6 +162,7 @@ def benchmark_brown(root: str | os.PathLike, subset: str, models: Sequence[str],
     path = out / f"brown_{subset}.json"
     # refuse up front (before any describing) to mix these results with earlier ones of other pairs files
     check_earlier_results(path, {"subset": subset, "pairs_files": names}, overwrite)
+    check_foreign_files(out, [path.name], earlier_result_files(out, path.name, "descnet_brown", [path.name]))
     count = len(np.unique(np.concatenate([p[:, :2].ravel() for p in pairs.values()])))
     results = {}
     for spec, label, model in zip(models, labels, resolved):
@@ -176,7 +181,10 @@ def benchmark_brown(root: str | os.PathLike, subset: str, models: Sequence[str],
     results = payload["models"]
     curves = {lb: (np.asarray(r["roc"]["fpr"]), np.asarray(r["roc"]["tpr"])) for lb, r in results.items() if "roc" in r}
     stem = path.stem
-    with result_set(out, old_staging=[".brown-*"]) as staged:  # all files of this run, or (after a failure or kill) all as before
+    earlier = earlier_result_files(out, path.name, "descnet_brown",
+                                   [path.name, f"{stem}_roc.png", f"{stem}_roc.pdf"])
+    # all files of this run, or (after a failure or kill) all as before
+    with result_set(out, old_staging=[".brown-*"], earlier=earlier) as staged:
         write_json(staged.path(path.name), payload)
         plot_roc(curves, {lb: results[lb]["pairs"][names[0]]["fpr95"] for lb in curves},
                  [staged.path(f"{stem}_roc.png"), staged.path(f"{stem}_roc.pdf")], f"{subset}, {names[0]}")

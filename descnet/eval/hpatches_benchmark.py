@@ -2,7 +2,9 @@
 
 :func:`benchmark_hpatches` is the whole run of ``descnet eval hpatches``. For every model SPEC it describes the
 patches of the split's test sequences once (:func:`describe_hpatches_cached`: an HDF5 file per model under the
-cache folder, keyed by :func:`model_signature` and the patch folder, grown sequence by sequence); descriptors in
+cache folder, keyed by :func:`model_signature` and the content of each sequence's patch files, grown sequence by
+sequence; :func:`descnet.data.download.cached_digests` keeps the files' digests in ``<cache>/.sources.json``
+with their sizes and times, hashed again when one changes, or always with ``verify_cache``); descriptors in
 the official CSV layout are read as they are. Each set is scored by :func:`descnet.eval.hpatches.evaluate_hpatches`
 on the official task files; verification pairs missing from the task folder are generated
 (:func:`descnet.eval.hpatches.generate_verification_pairs`, seeded) and every output says so, as it says when the
@@ -27,6 +29,7 @@ from typing import Any
 from descnet.eval.descriptors import HPatchesDescriptors
 from descnet.eval.hpatches import TASKS
 from descnet.eval.report import BenchmarkRun
+from descnet.io import one_run_per_folder
 
 __all__ = ["benchmark_hpatches", "describe_hpatches_cached", "model_signature", "PROTOCOL"]
 
@@ -36,32 +39,34 @@ PROTOCOL = ("HPatches patch benchmark, python protocol of hpatches-benchmark (co
 
 def model_signature(spec: str) -> str | None:
     """What the descriptors of a model SPEC depend on (the cache key), or ``None`` when they are not
-    reproducible (an untrained registry model: random initial weights)."""
+    reproducible (an untrained registry model: random initial weights). The model's content digest
+    (:func:`descnet.models.model_digest`: architecture options and weights, the one identity features files
+    record too); for a built-in model without weights of its own also descnet's and OpenCV's versions (its
+    code is its definition)."""
     import cv2
 
     import descnet
-    from descnet.data.download import file_digest
-    from descnet.models import list_models, model_entry
-    from descnet.runinfo import run_checkpoint
+    from descnet.models import list_models, model_digest, model_entry, resolve_model
 
     names = list_models()
     if spec in names:
         if model_entry(spec).trainable:
             return None  # random initial weights
-        return f"builtin:{spec}:descnet-{descnet.__version__}:opencv-{cv2.__version__}"
+        return f"builtin:{spec}:descnet-{descnet.__version__}:opencv-{cv2.__version__}:" \
+               f"{model_digest(resolve_model(spec))}"
     name, sep, weights = spec.partition(":")
-    if sep and name in names:
-        return f"{name}:sha256:{file_digest(weights)}" if Path(weights).is_file() else None
-    path = Path(spec)
-    if path.is_dir():
-        path = run_checkpoint(path) or path
-    return f"checkpoint:sha256:{file_digest(path)}" if path.is_file() else None
+    if sep and name in names and not Path(weights).is_file():
+        return None  # name:random and the like
+    try:
+        return f"sha256:{model_digest(resolve_model(spec))}"
+    except (OSError, ValueError, KeyError):
+        return None  # not a model: resolving it again reports why
 
 
 def describe_hpatches_cached(spec: str, dataset: Any, sequences: Sequence[str], cache_dir: str | os.PathLike, *,
                              label: str, use_cache: bool = True, batch_size: int | None = None, device: str = "cpu",
-                             progress: bool = False, log: Callable[[str], None] | None = None
-                             ) -> HPatchesDescriptors:
+                             progress: bool = False, log: Callable[[str], None] | None = None,
+                             verify_cache: bool = False) -> HPatchesDescriptors:
     """Descriptors of ``sequences`` for a model SPEC: from ``cache_dir/<label>.h5`` when valid, else described.
 
     Args:
@@ -69,9 +74,12 @@ def describe_hpatches_cached(spec: str, dataset: Any, sequences: Sequence[str], 
         dataset: a :class:`descnet.data.hpatches.HPatches` (its ``root`` is part of the cache key).
         sequences: the sequences wanted; those the cache lacks are described and added to it.
         cache_dir: the cache folder. The file is used only when it was made with the same
-            :func:`model_signature` and patch folder and holds the same number of patches per sequence.
+            :func:`model_signature`; a sequence of it only when its patch files have the content (sha256) they
+            had when it was described, and the same number of patches.
         label: the descriptor set's name (and the cache file's).
-        use_cache: ``False`` describes again (and rewrites the cache), e.g. after changing the patches in place.
+        use_cache: ``False`` describes again (and rewrites the cache).
+        verify_cache: hash every patch file again instead of trusting digests recorded with unchanged sizes and
+            times.
         log: called with a line saying where the descriptors come from (``None``: silent).
 
     Returns:
@@ -86,17 +94,19 @@ def describe_hpatches_cached(spec: str, dataset: Any, sequences: Sequence[str], 
     lengths = dataset.check(sequences)
     signature = model_signature(spec)
     path = Path(cache_dir) / f"{label}.h5"
-    cached = None
+    cached, meta, digests = None, {}, {}
     if signature and use_cache and path.is_file():
         try:
             cached, meta = read_descriptor_h5(path, name=label)
         except ValueError:
             cached, meta = None, {}
-        if cached is not None and (meta.get("signature") != signature
-                                   or meta.get("patches") != str(dataset.root.resolve())
-                                   or any(cached.lengths.get(s, n) != n for s, n in lengths.items())):
+        if cached is not None and meta.get("signature") != signature:
             cached = None
-    todo = [s for s in sequences if cached is None or s not in cached]
+    if signature:
+        digests = _sequence_digests(dataset, sequences, Path(cache_dir) / ".sources.json", verify_cache)
+    held = (meta.get("sequence_sha256") or {}) if cached is not None else {}
+    todo = [s for s in sequences if cached is None or s not in cached or held.get(s) != digests.get(s)
+            or cached.lengths.get(s) != lengths[s]]
     if not todo:
         say(f"{label}: descriptors from the cache {path}")
         return HPatchesDescriptors.from_mapping(cached, sequences, name=label)
@@ -111,8 +121,22 @@ def describe_hpatches_cached(spec: str, dataset: Any, sequences: Sequence[str], 
         fresh = HPatchesDescriptors.from_mapping(merged, keep + list(fresh.sequences), name=label)
     if signature:
         write_descriptor_h5(path, fresh, {"spec": spec, "label": label, "signature": signature,
-                                          "patches": str(dataset.root.resolve())})
+                                          "patches": str(dataset.root.resolve()),
+                                          "sequence_sha256": {s: digests.get(s) or held.get(s)
+                                                              for s in fresh.sequences}})
     return HPatchesDescriptors.from_mapping(fresh, sequences, name=label)
+
+
+def _sequence_digests(dataset: Any, sequences: Sequence[str], book: Path, verify: bool) -> dict[str, str]:
+    """``{sequence: sha256 over its patch files' sha256}`` (:func:`descnet.data.download.cached_digests`)."""
+    import hashlib
+
+    from descnet.data.download import cached_digests
+
+    files = {f"{s}/{t}": dataset.root / s / f"{t}.png" for s in sequences for t in dataset.types}
+    found = cached_digests(files, book, verify)
+    return {s: hashlib.sha256("".join(f"{t}:{found[f'{s}/{t}']};" for t in dataset.types).encode()).hexdigest()
+            for s in sequences}
 
 
 def _check_tasks(tasks: Sequence[str]) -> list[str]:
@@ -123,13 +147,14 @@ def _check_tasks(tasks: Sequence[str]) -> list[str]:
     return tasks
 
 
+@one_run_per_folder("out")
 def benchmark_hpatches(out: str | os.PathLike, *, root: str | os.PathLike | None = None, models: Sequence[str] = (),
                        descriptors: Sequence[str | os.PathLike] = (), split: str = "a", tasks: Sequence[str] = TASKS,
                        tasks_dir: str | os.PathLike | None = None, export_csv: str | os.PathLike | None = None,
                        cache_dir: str | os.PathLike | None = None, use_cache: bool = True,
                        verification_pairs: int = 1_000_000, seed: int = 42, batch_size: int | None = None,
                        device: str = "cpu", overwrite: bool = False, progress: bool = False,
-                       log: Callable[[str], None] | None = None) -> BenchmarkRun:
+                       log: Callable[[str], None] | None = None, verify_cache: bool = False) -> BenchmarkRun:
     """Evaluate the HPatches tasks for model SPECs and CSV descriptor folders and write the results into ``out``.
 
     Args:
@@ -137,7 +162,7 @@ def benchmark_hpatches(out: str | os.PathLike, *, root: str | os.PathLike | None
             any work, results of other models are kept unless ``overwrite``.
         root: the ``hpatches-release`` folder, needed for ``models``.
         models: model SPECs, described with :func:`describe_hpatches_cached` (cache ``cache_dir``, default
-            ``out/descriptors``; ``use_cache=False`` describes again).
+            ``out/descriptors``; ``use_cache=False`` describes again; ``verify_cache`` hashes the patch files again).
         descriptors: folders in the official CSV layout ``DIR/<sequence>/<type>.csv``; the folder name is the label.
         split, tasks, tasks_dir: the split of ``splits.json`` and the tasks (:data:`descnet.eval.hpatches.TASKS`);
             task files from ``tasks_dir`` (default :func:`descnet.data.hpatches.find_tasks_dir` of ``root``).
@@ -157,7 +182,7 @@ def benchmark_hpatches(out: str | os.PathLike, *, root: str | os.PathLike | None
     from descnet.eval.metrics import degenerate_warning
     from descnet.eval.report import (HEADLINE_NOTES, check_earlier_results, check_unique_labels, hpatches_tables,
                                      latex_table, markdown_table, merge_earlier_results, model_notes, plot_hpatches)
-    from descnet.io import result_set, write_json
+    from descnet.io import earlier_result_files, result_set, write_json
     from descnet.models import model_label
     from descnet.runinfo import environment_info
 
@@ -204,7 +229,7 @@ def benchmark_hpatches(out: str | os.PathLike, *, root: str | os.PathLike | None
         if kind == "model":
             ds = describe_hpatches_cached(source, dataset, list(split.test), cache_dir, label=label,
                                           use_cache=use_cache, batch_size=batch_size, device=device,
-                                          progress=progress, log=log)
+                                          progress=progress, log=log, verify_cache=verify_cache)
             origin = {"kind": "model", "spec": source, "signature": model_signature(source)}
         else:
             ds = read_descriptor_csvs(source, split.test, name=label, progress=progress)
@@ -268,7 +293,10 @@ def benchmark_hpatches(out: str | os.PathLike, *, root: str | os.PathLike | None
     payload, kept = merge_earlier_results(path, payload, ("split", "tasks", "task_files"), overwrite)
     results, notes = payload["models"], model_notes(payload)
     stem = path.stem
-    with result_set(out, old_staging=[".hpatches-*"]) as staged:  # all files of this run, or (after a failure or kill) all as before
+    earlier = earlier_result_files(out, path.name, "descnet_hpatches",
+                                   [path.name, *(f"{stem}{ext}" for ext in (".md", ".tex", ".png", ".pdf")), "tasks"])
+    # all files of this run, or (after a failure or kill) all as before
+    with result_set(out, old_staging=[".hpatches-*"], earlier=earlier) as staged:
         write_json(staged.path(path.name), payload)
         staged.path(f"{stem}.md").write_text(markdown_table(results, split.name, notes))
         staged.path(f"{stem}.tex").write_text(latex_table(results, split.name, notes))

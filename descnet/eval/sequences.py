@@ -44,6 +44,7 @@ import numpy as np
 
 from descnet.eval.report import BenchmarkRun
 from descnet.features.options import KeypointOptions, MatchOptions
+from descnet.io import one_run_per_folder
 
 __all__ = ["MMA_THRESHOLDS", "CORRECT_THRESHOLDS", "HOMOGRAPHY_THRESHOLDS", "PairResult", "reprojection_errors",
            "correct_matches", "matching_accuracy", "corner_error", "evaluate_sequences", "summarize",
@@ -135,17 +136,24 @@ def _kind(kind: str | None) -> str:
     return kind if kind in ("illumination", "viewpoint") else "other"
 
 
+#: how many descriptors per model the constant-descriptor check of :func:`benchmark_sequences` looks at
+DESCRIPTOR_SAMPLE = 20000
+
+
 def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any],
                        keypoint_options: KeypointOptions = KeypointOptions(),
                        match_options: MatchOptions = MatchOptions(), device: str = "cpu",
-                       progress: bool = False) -> dict[str, list[PairResult]]:
+                       progress: bool = False,
+                       descriptor_sample: dict[str, list[np.ndarray]] | None = None) -> dict[str, list[PairResult]]:
     """Score every pair (1, k) of every sequence with every model -> ``{label: [PairResult, ...]}``.
 
     ``sequences``: :class:`descnet.data.sequences.Sequence` objects (or anything with ``name``, ``kind``,
     ``targets``, ``image(k, gray=True)`` and ``homographies[k]``). ``models``: ``{label: model}`` where a
     model is an ``nn.Module``, a SPEC, or ``"opencv-sift"`` / ``"opencv-rootsift"``. Keypoints are
     detected once per image (``keypoint_options``) and shared by all models; matches and the estimated
-    homography follow ``match_options`` (its geometry must be ``homography``).
+    homography follow ``match_options`` (its geometry must be ``homography``). ``descriptor_sample``: when
+    given, filled with ``{label: [(N, D) descriptors, ...]}``, the first :data:`DESCRIPTOR_SAMPLE` of each
+    model (for :func:`descnet.eval.metrics.degenerate_warning`).
     """
     from descnet.features.description import describe_images
     from descnet.features.keypoints import detect_keypoints
@@ -174,6 +182,11 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any],
         for label, model in models.items():
             feats = dict(zip(images, describe_images(list(images.values()), list(keypoints.values()), model=model,
                                                      options=kp, device=device)))
+            if descriptor_sample is not None:
+                kept = descriptor_sample.setdefault(label, [])
+                for f in feats.values():
+                    if sum(len(d) for d in kept) < DESCRIPTOR_SAMPLE:
+                        kept.append(f.descriptors)
             for k in seq.targets:
                 f1, fk = feats[1], feats[k]
                 m = match(f1.descriptors, fk.descriptors, matcher=mo.matcher, ratio=mo.ratio)
@@ -346,6 +359,7 @@ def _check_earlier_settings(path: Path, settings: Mapping[str, Any], overwrite: 
                              f"share a table; pass --overwrite to replace them, or use another --out")
 
 
+@one_run_per_folder("out")
 def benchmark_sequences(roots: Sequence[str | os.PathLike], out: str | os.PathLike, *, models: Sequence[Any] = (),
                         baselines: bool = True, kind: str | None = None, names: Sequence[str] | None = None,
                         keypoint_options: KeypointOptions = KeypointOptions(),
@@ -365,8 +379,9 @@ def benchmark_sequences(roots: Sequence[str | os.PathLike], out: str | os.PathLi
     Returns:
         the :class:`~descnet.eval.report.BenchmarkRun` (payload as written, labels kept, files written).
     """
+    from descnet.eval.metrics import degenerate_warning
     from descnet.eval.report import merge_earlier_results
-    from descnet.io import result_set, write_json
+    from descnet.io import earlier_result_files, result_set, write_json
     from descnet.models import resolve_model
     from descnet.models.pretrained import DEFAULT_MODEL
     from descnet.runinfo import environment_info
@@ -384,16 +399,26 @@ def benchmark_sequences(roots: Sequence[str | os.PathLike], out: str | os.PathLi
                 "max_keypoints": kp.max_keypoints, "mr_size": kp.mr_size, "matcher": mo.matcher, "ratio": mo.ratio,
                 "estimator": mo.estimator, "threshold": mo.threshold}
     _check_earlier_settings(path, settings, overwrite)  # before any work
+    sample: dict[str, list[np.ndarray]] = {}
     results = evaluate_sequences(sequences, resolved, keypoint_options=kp, match_options=mo, device=device,
-                                 progress=progress)
+                                 progress=progress, descriptor_sample=sample)
+    warnings = {}
+    for label, parts in sample.items():  # constant descriptors: the figures mean nothing (as eval hpatches says)
+        warning = degenerate_warning(np.concatenate(parts)[:DESCRIPTOR_SAMPLE], label) if parts else None
+        if warning:
+            warnings[label] = warning
     payload = {"evaluation": "sequences", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "environment": environment_info(device), "settings": settings, "summary": summarize(results),
-               "pairs": pair_rows(results)}
+               "pairs": pair_rows(results), "warnings": warnings}
     payload, kept = merge_earlier_results(path, payload, (), overwrite, ("summary", "pairs"))
     if kept:
-        earlier = json.loads(path.read_text())["settings"].get("models", {})
+        old = json.loads(path.read_text())
+        earlier = old["settings"].get("models", {})
         payload["settings"] = {**settings, "models": {**{k: earlier.get(k) for k in kept}, **settings["models"]}}
-    with result_set(out) as staged:  # both files, or (after a failure or kill) both as before
+        old_warnings = old.get("warnings") if isinstance(old.get("warnings"), dict) else {}
+        payload["warnings"] = {**{k: v for k, v in old_warnings.items() if k in kept}, **warnings}
+    earlier = earlier_result_files(out, path.name, "evaluation", [path.name, "mma.png"], "sequences")
+    with result_set(out, earlier=earlier) as staged:  # both files, or (after a failure or kill) both as before
         write_json(staged.path(path.name), payload)
         plot_mma(payload["summary"], staged.path("mma.png"))
         written = sorted(out / p.name for p in staged.dir.iterdir())

@@ -17,6 +17,14 @@ Output folder::
     OUT/<label>/colmap/                      database.db, model/, summary.json, summary.md
     OUT/colmap-sift/                         the reference reconstruction
     OUT/sfm.json, OUT/sfm.md                 settings, environment, one summary per row; the table
+
+A rerun into the same folder adds its rows to those of earlier runs (a row of the same label is replaced);
+the earlier rows must have the same settings (images, pairs, keypoints, matcher, COLMAP), else the run is
+refused before any work (``overwrite`` replaces them). A row's files are reused only when they were made
+with the same model (by its weights' digest), keypoint settings and images, and the matches from those
+features (:mod:`descnet.features.pipeline`); otherwise the run is refused, naming both sides (``overwrite``
+starts them afresh). ``sfm.json`` and ``sfm.md`` are written as one result set, each row's ``colmap/`` as
+another (:func:`descnet.geometry.colmap.reconstruct`).
 """
 from __future__ import annotations
 
@@ -30,11 +38,11 @@ from typing import Any, Mapping, Sequence
 from ..geometry.colmap import SfmOptions, SfmSummary, format_table, import_pycolmap, reconstruct, reconstruct_colmap_sift
 from ..features.files import read_features
 from ..features.options import KeypointOptions, MatchOptions
-from ..io import atomic_path, write_json
+from ..io import check_foreign_files, one_run_per_folder, read_json, result_set, write_json
 from ..features.pairs import check_pairs, exhaustive_pairs
 from ..features.pipeline import describe_to_file, image_sources, match_to_file
 
-__all__ = ["compare_sfm", "COLMAP_LABEL", "folder_name", "SFM_KEYPOINTS", "SFM_MATCHING"]
+__all__ = ["compare_sfm", "COLMAP_LABEL", "folder_name", "SFM_KEYPOINTS", "SFM_MATCHING", "SFM_RESULT_FILES"]
 
 COLMAP_LABEL = "COLMAP SIFT (pycolmap)"
 #: COLMAP's own SIFT pipeline's choices: up to 8192 keypoints per image; mutual nearest neighbours passing the
@@ -43,16 +51,43 @@ SFM_KEYPOINTS = KeypointOptions(max_keypoints=8192)
 SFM_MATCHING = MatchOptions(matcher="smnn", ratio=0.8, geometry="fundamental")
 
 
+#: the result files of the comparison (one result set in the output folder)
+SFM_RESULT_FILES = ("sfm.json", "sfm.md")
+#: settings that every row of one sfm.json shares (the models differ by row)
+_ROW_INDEPENDENT = ("models", "colmap_sift")
+
+
+def _earlier_rows(path: Path, settings: Mapping[str, Any], overwrite: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(rows, models)`` of an earlier ``sfm.json`` to keep beside this run's; ``ValueError`` when its settings
+    differ (naming them and ``--overwrite``) or it is not descnet's result file."""
+    if overwrite or not path.is_file():
+        return {}, {}
+    try:
+        old = read_json(path)
+    except ValueError as err:
+        raise ValueError(f"{err}; pass --overwrite to replace it, or use another --out") from None
+    if not isinstance(old, dict) or old.get("evaluation") != "sfm" or not isinstance(old.get("rows"), dict):
+        raise ValueError(f"{path}: not a descnet eval sfm result file; pass --overwrite to replace it, or use "
+                         "another --out")
+    before = old.get("settings") or {}
+    differ = [k for k in settings if k not in _ROW_INDEPENDENT and before.get(k) != settings[k]]
+    if differ:
+        raise ValueError(f"{path}: holds rows of other settings ({', '.join(differ)} differ), which cannot share a "
+                         "table; pass --overwrite to replace them, or use another --out")
+    return old["rows"], dict(before.get("models") or {})
+
+
 def folder_name(label: str) -> str:
     """A file-system-safe folder name for a row label."""
     return re.sub(r"[^A-Za-z0-9._+-]+", "-", label).strip("-.") or "model"
 
 
+@one_run_per_folder("out")
 def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: str | os.PathLike, *,
                 image_list: str | os.PathLike | None = None, pairs: Sequence[tuple[str, str]] | None = None,
                 colmap_sift: bool = True, keypoint_options: KeypointOptions = SFM_KEYPOINTS,
                 match_options: MatchOptions = SFM_MATCHING, options: SfmOptions = SfmOptions(), device: str = "cpu",
-                progress: bool = False) -> dict[str, SfmSummary]:
+                progress: bool = False, overwrite: bool = False) -> dict[str, SfmSummary]:
     """Reconstruct ``image_dir`` with every descriptor of ``{label: model SPEC}`` -> ``{label: SfmSummary}``.
 
     Args:
@@ -66,8 +101,10 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
         match_options: the matcher and the geometric check of the matches files
             (:func:`descnet.features.pipeline.match_to_file`; COLMAP verifies again when it imports them).
         options: COLMAP settings (:class:`descnet.geometry.colmap.SfmOptions`).
+        overwrite: describe and match every row afresh, and drop the rows of earlier runs.
 
-    Writes ``OUT/sfm.json`` and ``OUT/sfm.md`` after all rows are done.
+    Writes ``OUT/sfm.json`` and ``OUT/sfm.md`` after all rows are done, with the rows of earlier runs (module
+    docstring). Returns this run's rows.
     """
     import_pycolmap()  # fail before describing anything
     from ..runinfo import environment_info
@@ -82,16 +119,22 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
     names = list(images)
     pairs = check_pairs(exhaustive_pairs(names) if pairs is None else pairs, names, "pairs")
     kp, mo = keypoint_options, match_options
+    settings = {"images": str(image_dir), "image_names": names, "pairs": len(pairs), "models": dict(models),
+                "detector": kp.detector, "max_keypoints": kp.max_keypoints, "mr_size": kp.mr_size,
+                "matcher": mo.matcher, "ratio": mo.ratio, "geometry": mo.geometry, "estimator": mo.estimator,
+                "threshold": mo.threshold, "colmap": options.__dict__, "colmap_sift": colmap_sift}
+    _earlier_rows(out / "sfm.json", settings, overwrite)  # refused before any work
+    check_foreign_files(out, SFM_RESULT_FILES)
     rows: dict[str, SfmSummary] = {}
     keypoints = None
     for (label, spec), folder in zip(models.items(), folders):
         where = out / folder
         described = describe_to_file(images, where / "features.h5", model=spec, keypoints=keypoints,
-                                     options=keypoint_options, device=device, progress=progress)
+                                     options=keypoint_options, device=device, progress=progress, overwrite=overwrite)
         if keypoints is None:  # the first descriptor's keypoints are every descriptor's keypoints
             keypoints = {name: f.keypoints for name, f in read_features(where / "features.h5", names).items()}
         matched = match_to_file(where / "features.h5", pairs, where / "matches.h5", options=match_options,
-                                progress=progress)
+                                progress=progress, overwrite=overwrite)
         summary = reconstruct(image_dir, where / "features.h5", where / "matches.h5", where / "colmap",
                               pairs=pairs, options=options, label=label, progress=progress)
         # the whole pipeline's time, as the reference row's (extraction + matching + mapping); a resumed run
@@ -104,14 +147,25 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
         rows[COLMAP_LABEL] = reconstruct_colmap_sift(image_dir, out / "colmap-sift", names=names,
                                                      max_features=kp.max_keypoints or 8192, options=options,
                                                      progress=progress)
-    settings = {"images": str(image_dir), "image_names": names, "pairs": len(pairs), "models": dict(models),
-                "detector": kp.detector, "max_keypoints": kp.max_keypoints, "mr_size": kp.mr_size,
-                "matcher": mo.matcher, "ratio": mo.ratio, "geometry": mo.geometry, "estimator": mo.estimator,
-                "threshold": mo.threshold, "colmap": options.__dict__, "colmap_sift": colmap_sift}
-    write_json(out / "sfm.json", {
-        "evaluation": "sfm", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "environment": environment_info(device), "settings": settings,
-        "rows": {label: summary.to_dict() for label, summary in rows.items()}})
-    with atomic_path(out / "sfm.md") as tmp:
-        tmp.write_text(format_table(rows) + "\n")
+    with result_set(out) as staged:  # both files, or (after a failure or kill) both as before
+        # the earlier rows as they are now, under the folder's lock: a run that finished meanwhile is kept
+        earlier_rows, earlier_models = _earlier_rows(out / "sfm.json", settings, overwrite)
+        all_rows = {**{label: row for label, row in earlier_rows.items() if label not in rows},
+                    **{label: summary.to_dict() for label, summary in rows.items()}}
+        settings = {**settings, "models": {**{k: v for k, v in earlier_models.items() if k in all_rows},
+                                           **dict(models)},
+                    "colmap_sift": colmap_sift or COLMAP_LABEL in all_rows}
+        table = {label: _summary(row) for label, row in all_rows.items()}
+        write_json(staged.path("sfm.json"), {
+            "evaluation": "sfm", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "environment": environment_info(device), "settings": settings, "rows": all_rows})
+        staged.path("sfm.md").write_text(format_table(table) + "\n")
     return rows
+
+
+def _summary(row: Mapping[str, Any]) -> SfmSummary:
+    """An :class:`SfmSummary` from a row of ``sfm.json`` (fields a newer version added are ignored)."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(SfmSummary)}
+    return SfmSummary(**{k: v for k, v in row.items() if k in known})

@@ -23,11 +23,14 @@ fields are extra datasets and attributes that hloc ignores (its matchers load ev
 group as a float tensor, so all extras are numeric)::
 
     /                     attrs: format="descnet-features", version=2, keypoint_convention,
-                                 model, weights, detector, mr_size (the settings of the run that made it)
+                                 model, model_digest, detector, max_keypoints, mr_size (the settings of the
+                                 run that made it; model_digest: sha256 of the model's architecture options
+                                 and weights, :func:`descnet.models.model_digest`)
     /<name>/              one group per image. <name> is the image path relative to the image folder with
                           "/" separators (nested groups, as hloc), or the file name for images given one by one
-        attrs: image (the path as given), model, weights ("trained" | "untrained" | "hand-crafted"),
-               detector (or "given"), mr_size
+        attrs: image (the path as given), image_sha256 (the image file's content), model, weights
+               ("trained" | "untrained" | "hand-crafted"), detector (or "given"), mr_size,
+               features_sha256 (of this group's keypoints and descriptors: what matches files refer to)
         keypoints    (N, 2)    float32  x, y (the convention above: hloc's)
         descriptors  (D, N)    float32  one unit-L2 *column* per keypoint (hloc's layout)
         scores       (N,)      float32  detector response (0 for keypoints given by the caller)
@@ -37,7 +40,10 @@ group as a float tensor, so all extras are numeric)::
         lafs         (N, 2, 3) float32  the kornia LAFs the patches were cut from, in pixels [descnet]
 
 descnet reads hloc's feature files too (no format attribute; float16 allowed; ``sizes``/``angles``/``lafs``
-absent read as NaN and ``scores`` as 0) and the version 1 files of earlier descnet releases.
+absent read as NaN and ``scores`` as 0; descriptors stored ``(D, N)`` as hloc, or ``(N, D)``, told apart by
+the number of keypoints -- when ``N = D`` by the other images of the file, refused when every image is
+square) and the version 1 files of earlier descnet releases. Descriptors that are not finite are refused,
+naming the file and the image.
 
 **Matches file** (``descnet match --features F --pairs P --out MATCHES.h5``; ``DIR/matches.h5`` of a single
 pair): hloc's layout (``hloc/match_features.py``), read by hloc's ``get_matches`` and COLMAP import::
@@ -46,7 +52,8 @@ pair): hloc's layout (``hloc/match_features.py``), read by hloc's ``get_matches`
                                   geometry, estimator, threshold (the settings of the run that made it)
     /<pair>/               pair = names_to_pair(name0, name1) = name0 and name1 with "/" replaced by "-",
                            joined by "/" (so one group per image 0 holding one group per image 1, as hloc)
-        attrs: name0, name1 (the image names), num_keypoints1, model_found      [descnet]
+        attrs: name0, name1 (the image names), num_keypoints1, model_found, features0, features1 (the
+               features_sha256 of the two images' entries the matches index into)   [descnet]
         matches0          (N0,)   int32    index into image 1's keypoints for every keypoint of image 0, -1 if none
         matching_scores0  (N0,)   float32  1 - d^2 / 2 (the cosine similarity of unit descriptors), 0 if none
         distances0        (N0,)   float32  L2 distance of the two descriptors, NaN if none [descnet]
@@ -59,6 +66,14 @@ A pair is found under either order (hloc's ``find_pair``; the matches are then s
 matrix inverted or transposed). Both files can be grown: :func:`append_features` and :func:`append_matches` add
 images or pairs to a copy of the file that replaces it when they finish -- also when they stop early with an
 error or Ctrl-C, so the finished work is kept and a rerun skips it; an interrupted write never damages the file.
+One process writes a file at a time (:func:`descnet.io.output_lock`), and ``overwrite`` replaces only a file in
+descnet's format of the same kind (:class:`descnet.io.ForeignFileError` otherwise).
+
+**Provenance**: what is reused is checked by content, not by name. Adding to a file needs the same settings
+(model digest included); :mod:`descnet.features.pipeline` checks that a skipped image's ``image_sha256`` is the
+image's content now and that a skipped pair's ``features0``/``features1`` are the features file's entries now
+(:func:`read_feature_digests`); files without these records (hloc's, older descnet's) are checked by their
+keypoint counts.
 """
 from __future__ import annotations
 
@@ -76,7 +91,7 @@ import numpy as np
 __all__ = ["Features", "PairMatches", "KEYPOINT_CONVENTION", "FEATURES_FORMAT", "MATCHES_FORMAT", "parse_keypoints",
            "read_keypoints", "write_features", "read_features", "read_feature_info", "list_feature_names", "append_features",
            "write_matches", "read_matches", "list_match_pairs", "append_matches", "names_to_pair",
-           "check_image_name", "unique_group_names"]
+           "check_image_name", "unique_group_names", "read_feature_digests", "features_digest", "check_pair_keys"]
 
 FORMAT_VERSION = 2
 FEATURES_FORMAT = "descnet-features"
@@ -85,7 +100,7 @@ KEYPOINT_CONVENTION = ("hloc/OpenCV: x, y in pixels with pixel centres at intege
                        "sizes = OpenCV KeyPoint.size (diameter), angles = KeyPoint.angle in degrees growing "
                        "clockwise on screen, -1 = upright")
 #: run settings that must agree to add images to a features file / pairs to a matches file
-FEATURE_SETTINGS = ("model", "detector", "mr_size")
+FEATURE_SETTINGS = ("model", "model_digest", "detector", "max_keypoints", "mr_size")
 MATCH_SETTINGS = ("matcher", "ratio", "geometry", "estimator", "threshold")
 
 
@@ -138,6 +153,8 @@ class PairMatches:
         settings: matcher, ratio, geometry, estimator, threshold (HDF5 attributes of the file).
         features1, features2: the two images' :class:`Features` when known (``match_pair``), else ``None``.
         num_keypoints: ``(N1, N2)``, from the features when given.
+        feature_digests: the ``features_sha256`` of the two images' entries the matches were computed from
+            (:func:`features_digest`; ``None`` when unknown: hloc's files, older descnet's).
     """
 
     matches: np.ndarray
@@ -148,6 +165,7 @@ class PairMatches:
     features1: Features | None = None
     features2: Features | None = None
     num_keypoints: tuple[int, int] | None = None
+    feature_digests: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         m = len(self.matches)
@@ -156,6 +174,9 @@ class PairMatches:
                              f"{self.distances.shape} and {self.inliers.shape}")
         if self.num_keypoints is None and self.features1 is not None and self.features2 is not None:
             object.__setattr__(self, "num_keypoints", (len(self.features1), len(self.features2)))
+        if self.feature_digests is None and self.features1 is not None and self.features2 is not None:
+            object.__setattr__(self, "feature_digests", (features_digest(self.features1),
+                                                         features_digest(self.features2)))
 
     @property
     def points1(self) -> np.ndarray:
@@ -244,6 +265,31 @@ def names_to_pair(name0: str, name1: str, separator: str = "/") -> str:
     return separator.join((name0.replace("/", "-"), name1.replace("/", "-")))
 
 
+# ---------------------------------------------------------------- provenance
+
+def _digest_arrays(xy: np.ndarray, descriptors_dn: np.ndarray) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in (np.ascontiguousarray(xy, np.float32), np.ascontiguousarray(descriptors_dn, np.float32)):
+        h.update(repr(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def features_digest(features: Features) -> str:
+    """sha256 of an image's keypoint positions and descriptors as a features file stores them (float32
+    ``(N, 2)`` and ``(D, N)``): the ``features_sha256`` an entry records and a matches file refers to."""
+    return _digest_arrays(np.asarray(features.keypoints)[:, :2], np.asarray(features.descriptors, np.float32).T)
+
+
+def _short(value: Any) -> str:
+    """A value for messages: long digests cut to 12 characters."""
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value[:12] + "..."
+    return repr(value)
+
+
 # ---------------------------------------------------------------- HDF5 helpers
 
 def _attr(value: Any) -> Any:
@@ -318,9 +364,44 @@ def _growing(path: str | os.PathLike, kind: str, settings: Mapping[str, Any], ch
     """
     import h5py
 
+    from ..io import output_lock
+
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path}: is a folder; give a file name such as {path / f'{kind}.h5'}")
+    with output_lock(path):
+        if overwrite and (path.exists() or path.is_symlink()):
+            _check_own_file(path, kind)
+        with _growing_locked(path, kind, settings, checked, overwrite) as target:
+            yield target
+
+
+def _check_own_file(path: Path, kind: str) -> None:
+    """Refuse to replace ``path`` unless it is a descnet file of ``kind`` (``--overwrite`` replaces only those)."""
+    import h5py
+
+    from ..io import ForeignFileError
+
+    fmt = None
+    if path.is_file() and not path.is_symlink():
+        try:
+            with h5py.File(path, "r") as f:
+                fmt = _attr(f.attrs.get("format"))
+        except OSError:
+            fmt = None
+    if fmt != f"descnet-{kind}":
+        what = "a folder or link" if not path.is_file() or path.is_symlink() else \
+            "not an HDF5 file" if not h5py.is_hdf5(path) else \
+            f"an HDF5 file descnet did not write as a {kind} file (format {fmt!r})"
+        raise ForeignFileError(f"{path}: {what}; --overwrite replaces only descnet's own {kind} files: move it "
+                               "away or choose another output file")
+
+
+@contextlib.contextmanager
+def _growing_locked(path: Path, kind: str, settings: Mapping[str, Any], checked: tuple[str, ...],
+                    overwrite: bool) -> Iterator[_Target]:
+    import h5py
+
     existing = path.exists() and not overwrite
     if existing:
         with _open(path, kind) as f:
@@ -332,9 +413,13 @@ def _growing(path: str | os.PathLike, kind: str, settings: Mapping[str, Any], ch
             stored = {key: _attr(f.attrs.get(key)) for key in checked}
         wanted = {key: settings.get(key) for key in checked}
         if stored != wanted:
-            diff = ", ".join(f"{k} {stored[k]!r} (this run: {wanted[k]!r})" for k in checked if stored[k] != wanted[k])
-            raise ValueError(f"{path}: holds {kind} made with other settings: {diff}; write to another file "
-                             f"(or replace it with --overwrite)")
+            diff = ", ".join(f"{k} {_short(stored[k])} (this run: {_short(wanted[k])})" for k in checked
+                             if stored[k] != wanted[k])
+            unrecorded = [k for k in checked if stored[k] is None and wanted[k] is not None]
+            note = (f" (the file does not record {', '.join(unrecorded)}: an older descnet made it, so what it "
+                    "holds cannot be checked)") if unrecorded else ""
+            raise ValueError(f"{path}: holds {kind} made with other settings: {diff}{note}; write to another file "
+                             f"(another --out) or start it afresh with --overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
     from ..io import remove_stale_temporaries
 
@@ -403,12 +488,19 @@ def _write_image(group: Any, features: Features) -> None:
     group.create_dataset("sizes", data=np.ascontiguousarray(kp[:, 2]))
     group.create_dataset("angles", data=np.ascontiguousarray(kp[:, 3]))
     group.create_dataset("lafs", data=np.asarray(features.lafs, np.float32))
+    group.attrs["features_sha256"] = features_digest(features)
 
 
-def _read_image(group: Any, where: str, version: int) -> Features:
+def _read_image(group: Any, where: str, version: int, layout: Any = None) -> Features:
+    """One image group -> :class:`Features`. ``layout()``: the file's descriptor layout ``"DN"``/``"ND"`` (or
+    ``None``), asked only when the shapes cannot tell (``N = D`` in a file not in descnet's format)."""
     if version == 1:
         return _read_image_v1(group, where)
-    missing = [key for key in ("keypoints", "descriptors", "image_size") if key not in group]
+    if "keypoints" not in group:
+        raise ValueError(f"{where}: this group has no 'keypoints' dataset, so it is not an image of a features "
+                         "file (an incomplete or foreign file; the hloc layout needs keypoints, descriptors and "
+                         "image_size per image)")
+    missing = [key for key in ("descriptors", "image_size") if key not in group]
     if missing:
         raise ValueError(f"{where}: missing dataset(s) {', '.join(missing)} of the hloc feature layout")
     xy = np.asarray(group["keypoints"][()], np.float32)
@@ -416,9 +508,22 @@ def _read_image(group: Any, where: str, version: int) -> Features:
         raise ValueError(f"{where}: keypoints must be (N, 2) x, y, got {xy.shape}")
     n = len(xy)
     desc = np.asarray(group["descriptors"][()], np.float32)
-    if desc.ndim != 2 or desc.shape[1] != n:
+    if desc.ndim != 2 or n not in desc.shape or (version == 2 and desc.shape[1] != n):
         raise ValueError(f"{where}: descriptors must be (D, N) with N = {n} keypoints (hloc's layout), got "
                          f"{desc.shape}")
+    if desc.shape[0] == desc.shape[1] == n and version == 0 and n > 0:
+        found = layout() if layout is not None else None
+        if found is None:
+            raise ValueError(f"{where}: {n} keypoints with {n}-D descriptors: the file does not say which axis is "
+                             "the descriptor's (no descnet format, no other image with N != D); cannot read it "
+                             "unambiguously")
+        desc = desc if found == "DN" else np.ascontiguousarray(desc.T)
+    elif desc.shape[1] != n:  # (N, D), D != N: a file written row-wise
+        desc = np.ascontiguousarray(desc.T)
+    if not np.isfinite(desc).all():
+        bad = np.flatnonzero(~np.isfinite(desc).all(axis=0))
+        raise ValueError(f"{where}: descriptors of {len(bad)} of {n} keypoints are not finite (NaN or inf; first: "
+                         f"keypoint {bad[0]}); describe this image again")
     size = np.asarray(group["image_size"][()]).ravel()
     if size.shape != (2,):
         raise ValueError(f"{where}: image_size must be (width, height), got {size.tolist()}")
@@ -433,9 +538,33 @@ def _read_image(group: Any, where: str, version: int) -> Features:
 
     keypoints = np.concatenate([xy, column("sizes", (n,), np.nan)[:, None], column("angles", (n,), np.nan)[:, None]],
                                axis=1)
-    info = {key: _attr(value) for key, value in group.attrs.items()}
+    info = {key: _attr(value) for key, value in group.attrs.items() if key != "features_sha256"}  # recomputed on write
     return Features(keypoints=keypoints, descriptors=np.ascontiguousarray(desc.T), scores=column("scores", (n,), 0.0),
                     lafs=column("lafs", (n, 2, 3), np.nan), image_size=(int(size[1]), int(size[0])), info=info)
+
+
+def _file_layout(f: Any, version: int) -> Any:
+    """``() -> "DN" | "ND" | None``: the descriptor layout of a features file: descnet's is ``(D, N)``; else the
+    ``descriptor_layout`` attribute, else the first image whose shapes tell (``N != D``). Computed once."""
+    cache: list[Any] = []
+
+    def layout() -> Any:
+        if not cache:
+            found = "DN" if version == 2 else _attr(f.attrs.get("descriptor_layout"))
+            if found not in ("DN", "ND"):
+                found = None
+                for name in _groups_with(f, "keypoints"):
+                    group = f[name]
+                    if "descriptors" not in group:
+                        continue
+                    n, shape = len(group["keypoints"]), group["descriptors"].shape
+                    if len(shape) == 2 and shape[0] != shape[1] and n in shape:
+                        found = "DN" if shape[1] == n else "ND"
+                        break
+            cache.append(found)
+        return cache[0]
+
+    return layout
 
 
 def _read_image_v1(group: Any, where: str) -> Features:
@@ -456,10 +585,29 @@ def _image_names(f: Any, version: int) -> list[str]:
 
 
 def list_feature_names(path: str | os.PathLike) -> list[str]:
-    """The image names of a features file (descnet's or hloc's), sorted."""
+    """The image names of a features file (descnet's or hloc's), sorted. ``ValueError`` for an HDF5 file in
+    which no group holds a ``keypoints`` dataset (not a features file)."""
     path = Path(path)
     with _open(path, "features") as f:
-        return _image_names(f, _version(f, path, "features"))
+        version = _version(f, path, "features")
+        names = _image_names(f, version)
+        if not names and version == 0:
+            raise ValueError(f"{path}: not a features file (no group holds a 'keypoints' dataset)")
+        return names
+
+
+def read_feature_digests(path: str | os.PathLike, names: Iterable[str]) -> dict[str, str]:
+    """``{name: features_sha256}`` of images of a features file: the recorded digest (descnet's files), else
+    computed from the stored keypoints and descriptors (:func:`features_digest`). ``KeyError`` for a missing
+    image, as :func:`read_features`."""
+    path = Path(path)
+    names = list(names)
+    with _open(path, "features") as f:
+        recorded = {name: _attr(f[name].attrs.get("features_sha256")) for name in names
+                    if name in f and hasattr(f[name], "attrs")}
+    todo = [name for name in names if not recorded.get(name)]
+    computed = {name: features_digest(feats) for name, feats in read_features(path, todo).items()} if todo else {}
+    return {name: recorded.get(name) or computed[name] for name in names}
 
 
 def read_features(path: str | os.PathLike, names: Iterable[str] | None = None) -> dict[str, Features]:
@@ -476,10 +624,11 @@ def read_features(path: str | os.PathLike, names: Iterable[str] | None = None) -
             if not names and version == 0:
                 raise ValueError(f"{path}: not a feature file (no group holds a 'keypoints' dataset)")
         out = {}
+        layout = _file_layout(f, version)
         for name in names:
             if name not in f or not hasattr(f[name], "keys"):
                 raise KeyError(f"{path}: no features of image {name!r}")
-            out[name] = _read_image(f[name], f"{path}:/{name}", version)
+            out[name] = _read_image(f[name], f"{path}:/{name}", version, layout)
         return out
 
 
@@ -503,8 +652,13 @@ def write_features(path: str | os.PathLike, features: Mapping[str, Features],
 class _Adder:
     """What :func:`append_features` / :func:`append_matches` yield: call it to add, ``in`` to test."""
 
-    def __init__(self, target: _Target, path: Path, add: Any, contains: Any) -> None:
-        self._target, self.path, self._add, self._contains = target, path, add, contains
+    def __init__(self, target: _Target, path: Path, add: Any, contains: Any, info: Any = None) -> None:
+        self._target, self.path, self._add, self._contains, self._info = target, path, add, contains, info
+
+    def info(self, *key: Any) -> dict[str, Any]:
+        """What the file records about an entry it holds (an image's attributes; a pair's ``feature_digests``
+        and ``num_keypoints`` in the order asked)."""
+        return self._info(self._target.file, *key)
 
     def __call__(self, *args: Any) -> None:
         self._add(self._target, *args)
@@ -538,20 +692,53 @@ def append_features(path: str | os.PathLike, settings: Mapping[str, Any] | None 
     def contains(f: Any, name: str) -> bool:
         return name in f and "keypoints" in f[name]
 
+    def info(f: Any, name: str) -> dict[str, Any]:
+        return {key: _attr(value) for key, value in f[name].attrs.items()}
+
     with _growing(path, "features", settings, FEATURE_SETTINGS, overwrite) as target:
-        yield _Adder(target, Path(path), add, contains)
+        yield _Adder(target, Path(path), add, contains, info)
 
 
 # ---------------------------------------------------------------- matches files
 
 def _find_pair(f: Any, name0: str, name1: str) -> tuple[str, bool] | None:
-    """hloc's lookup: the pair group of (name0, name1) in either order, also hloc's older "_" names."""
+    """hloc's lookup: the pair group of (name0, name1) in either order, also hloc's older "_" names. A group
+    whose recorded names (descnet's ``name0``/``name1``) are another pair's is not this pair's (two pairs can
+    give one hloc name: ``a/x.png`` and ``a-x.png``)."""
     for separator in ("/", "_"):
         for a, b, swapped in ((name0, name1, False), (name1, name0, True)):
             key = names_to_pair(a, b, separator)
             if key in f and hasattr(f[key], "keys") and "matches0" in f[key]:
-                return key, swapped
+                recorded = (_attr(f[key].attrs.get("name0")), _attr(f[key].attrs.get("name1")))
+                if recorded == (None, None) or recorded == (a, b):
+                    return key, swapped
     return None
+
+
+def _pair_held_under(f: Any, name0: str, name1: str) -> tuple[str, str, str] | None:
+    """``(key, other name0, other name1)`` when the hloc group of this pair (either order) holds another pair."""
+    for a, b in ((name0, name1), (name1, name0)):
+        key = names_to_pair(a, b)
+        if key in f and hasattr(f[key], "attrs") and "name0" in f[key].attrs:
+            recorded = (_attr(f[key].attrs["name0"]), _attr(f[key].attrs["name1"]))
+            if recorded != (a, b):
+                return key, recorded[0], recorded[1]
+    return None
+
+
+def check_pair_keys(pairs: Iterable[tuple[str, str]], source: str = "pairs") -> None:
+    """Refuse two pairs that give one hloc group name (:func:`names_to_pair` turns ``/`` into ``-``, so
+    ``a/x.png`` and ``a-x.png`` collide), naming both pairs and the group."""
+    seen: dict[str, tuple[str, str]] = {}
+    for name0, name1 in pairs:
+        for key in (names_to_pair(name0, name1), names_to_pair(name1, name0)):
+            other = seen.get(key)
+            if other is not None and set(other) != {name0, name1}:
+                raise ValueError(f"{source}: the pairs {other[0]} {other[1]} and {name0} {name1} both give the hloc "
+                                 f"group {key!r} ('/' in names becomes '-'), so one matches file cannot hold both; "
+                                 "rename one of the images")
+        seen.setdefault(names_to_pair(name0, name1), (name0, name1))
+        seen.setdefault(names_to_pair(name1, name0), (name0, name1))
 
 
 def _write_pair(group: Any, name0: str, name1: str, pm: PairMatches) -> None:
@@ -575,6 +762,8 @@ def _write_pair(group: Any, name0: str, name1: str, pm: PairMatches) -> None:
     inliers0[m[:, 0]] = np.asarray(pm.inliers, bool)
     _write_attrs(group, {"name0": name0, "name1": name1, "num_keypoints1": int(n1),
                          "model_found": pm.geometry_matrix is not None})
+    if pm.feature_digests is not None:
+        group.attrs["features0"], group.attrs["features1"] = pm.feature_digests
     group.create_dataset("matches0", data=matches0)
     group.create_dataset("matching_scores0", data=scores0)
     group.create_dataset("distances0", data=distances0)
@@ -605,15 +794,18 @@ def _read_pair(group: Any, where: str, settings: dict[str, Any], swapped: bool) 
             matrix = None
     n1 = _attr(group.attrs.get("num_keypoints1"))
     sizes = (len(matches0), int(n1)) if n1 is not None else None
+    digests = (_attr(group.attrs["features0"]), _attr(group.attrs["features1"])) \
+        if "features0" in group.attrs and "features1" in group.attrs else None
     if swapped:
         matches = matches[:, ::-1].copy()
         sizes = sizes[::-1] if sizes else None
+        digests = digests[::-1] if digests else None
         if matrix is not None:
             matrix = np.linalg.inv(matrix) if settings.get("geometry") == "homography" else matrix.T.copy()
         order = np.argsort(matches[:, 0], kind="stable")
         matches, distances, inliers = matches[order], distances[order], inliers[order]
     return PairMatches(matches=matches, distances=distances, inliers=inliers, geometry_matrix=matrix,
-                       settings=dict(settings), num_keypoints=sizes)
+                       settings=dict(settings), num_keypoints=sizes, feature_digests=digests)
 
 
 def _settings(f: Any) -> dict[str, Any]:
@@ -690,6 +882,10 @@ def append_matches(path: str | os.PathLike, settings: Mapping[str, Any] | None =
         if _find_pair(f, name0, name1) is not None:
             raise ValueError(f"{path}: already holds the pair {name0} {name1}")
         key = names_to_pair(name0, name1)
+        held = _pair_held_under(f, name0, name1)
+        if held is not None:
+            raise ValueError(f"{path}: the pair {name0} {name1} and the pair {held[1]} {held[2]} it holds both give "
+                             f"the hloc group {held[0]!r} ('/' in names becomes '-'); rename one of the images")
         if key in f:
             raise ValueError(f"{path}: pair names collide: {name0} {name1} and another pair both give the hloc "
                              f"group {key!r} ('/' in names becomes '-')")
@@ -698,5 +894,10 @@ def append_matches(path: str | os.PathLike, settings: Mapping[str, Any] | None =
     def contains(f: Any, pair: tuple[str, str]) -> bool:
         return _find_pair(f, *pair) is not None
 
+    def info(f: Any, pair: tuple[str, str]) -> dict[str, Any]:
+        key, swapped = _find_pair(f, *pair)
+        pm = _read_pair(f[key], f"{path}:/{key}", {}, swapped)
+        return {"feature_digests": pm.feature_digests, "num_keypoints": pm.num_keypoints}
+
     with _growing(path, "matches", settings, MATCH_SETTINGS, overwrite) as target:
-        yield _Adder(target, Path(path), add, contains)
+        yield _Adder(target, Path(path), add, contains, info)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .options import PAIR_MODES
-from ..io import atomic_path, read_text_rows
+from ..io import ForeignFileError, atomic_path, read_text_rows
 
 __all__ = ["PAIR_MODES", "exhaustive_pairs", "sequential_pairs", "make_pairs", "read_pairs", "write_pairs",
            "check_pairs"]
@@ -85,7 +85,17 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
 
 
 def write_pairs(path: str | os.PathLike, pairs: Iterable[tuple[str, str]]) -> Path:
-    """Write pairs, one ``name0 name1`` line each, atomically. Names with white space cannot be written."""
+    """Write pairs, one ``name0 name1`` line each, atomically. Names with white space cannot be written. An
+    existing file is replaced only when it is a pair file (``ForeignFileError`` naming it otherwise)."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        try:
+            ours = path.is_file() and all(len(fields) == 2 for _, fields in read_text_rows(path, "pair file"))
+        except (OSError, ValueError):
+            ours = False
+        if not ours:
+            raise ForeignFileError(f"{path}: exists and is not a pair file ('name0 name1' lines); descnet replaces "
+                                   "only its own files: move it away or choose another --out")
     lines = []
     for a, b in pairs:
         for name in (a, b):

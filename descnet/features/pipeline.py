@@ -5,8 +5,12 @@
 
 Both *add* to their output file (:func:`descnet.features.files.append_features`): images or pairs already in it
 are skipped, so an interrupted run (error, Ctrl-C) resumes where it stopped, and a file grows as images are
-added to a collection. Files follow hloc's layout (:mod:`descnet.features.files`), so hloc reads them and
-:mod:`descnet.geometry.colmap` turns them into a COLMAP reconstruction.
+added to a collection. What is skipped is checked by content first: the model (its weights' digest), the
+detector settings and each skipped image's content must be those of this run; a skipped pair's matches must
+have been computed from the features file's entries as they are now. A mismatch is refused, naming both
+sides and ``--overwrite`` (start afresh) or another ``--out``. Files follow hloc's layout
+(:mod:`descnet.features.files`), so hloc reads them and :mod:`descnet.geometry.colmap` turns them into a COLMAP
+reconstruction.
 """
 from __future__ import annotations
 
@@ -20,10 +24,12 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..data.images import list_images, read_image_list
-from ..models.contract import model_label
+from ..data.download import file_digest
+from ..io import one_run_per_folder
+from ..models.contract import model_digest, model_label
 from ..models.pretrained import DEFAULT_MODEL
-from .files import (Features, PairMatches, append_features, append_matches, check_image_name, list_feature_names,
-                    read_feature_info, read_features, unique_group_names)
+from .files import (Features, PairMatches, append_features, append_matches, check_image_name, check_pair_keys,
+                    list_feature_names, read_feature_digests, read_feature_info, read_features, unique_group_names)
 from .options import KeypointOptions, MatchOptions
 from .pairs import check_pairs
 
@@ -59,10 +65,12 @@ def image_sources(paths: Sequence[str | os.PathLike], image_list: str | os.PathL
     return dict(zip(unique_group_names(paths), paths))
 
 
-def descriptor_settings(label: str, options: KeypointOptions) -> dict[str, Any]:
+def descriptor_settings(label: str, options: KeypointOptions, digest: str | None = None) -> dict[str, Any]:
     """The settings a features file records and checks when images are added: the model's label
-    (:func:`~descnet.models.model_label`), the detector and the region size in use."""
-    return {"model": label, "detector": options.detector, "mr_size": options.mr_size_or_default}
+    (:func:`~descnet.models.model_label`) and content digest (:func:`~descnet.models.model_digest`), the
+    detector, its keypoint limit and the region size in use."""
+    return {"model": label, "model_digest": digest, "detector": options.detector,
+            "max_keypoints": options.max_keypoints, "mr_size": options.mr_size_or_default}
 
 
 @dataclass(frozen=True)
@@ -118,12 +126,14 @@ def describe_to_file(images: Mapping[str, str | os.PathLike], out: str | os.Path
     if unknown:
         raise ValueError(f"keypoints given for {unknown[0]}, which is not among the images")
     net = resolve_model(model)
-    settings = descriptor_settings(model_label(net), options)
+    settings = descriptor_settings(model_label(net), options, model_digest(net))
     described, skipped, empty, count = [], [], [], 0
     with append_features(out, settings, overwrite=overwrite) as add:
         todo = []
         for name in images:
             (skipped if name in add else todo).append(name)
+        for name in skipped:
+            _check_same_image(out, name, add.info(name).get("image_sha256"), images[name])
         per_call = 2 * max(1, torch.get_num_threads())  # one image per thread and step, one network pass
         with tqdm(total=len(todo), desc="describe", unit="image", disable=not progress or not todo) as bar:
             for first in range(0, len(todo), per_call):
@@ -131,6 +141,7 @@ def describe_to_file(images: Mapping[str, str | os.PathLike], out: str | os.Path
                 feats = describe_images([images[n] for n in part], [keypoints.get(n) for n in part], model=net,
                                         options=options, device=device)
                 for name, f in zip(part, feats):
+                    f = replace(f, info={**f.info, "image_sha256": file_digest(images[name])})
                     add(name, f)
                     described.append(name)
                     count += len(f)
@@ -146,6 +157,17 @@ def describe_to_file(images: Mapping[str, str | os.PathLike], out: str | os.Path
         stored = read_feature_info(out, skipped)
         elsewhere = [name for name in skipped if not _same_file(stored[name].get("image"), images[name])]
     return DescribeReport(Path(out), described, skipped, empty, count, time.perf_counter() - start, elsewhere)
+
+
+def _check_same_image(out: str | os.PathLike, name: str, stored: str | None, given: str | os.PathLike) -> None:
+    """Refuse to skip an image whose features were computed from other content than the file ``given`` now
+    (a file without the record, from an older descnet, is refused too: its images cannot be checked)."""
+    now = file_digest(given)
+    if stored != now:
+        was = f"image sha256 {stored[:12]}..." if stored else "no record of the image's content"
+        raise ValueError(f"{out}: holds features of image {name!r} made from other content ({was}; {given} now "
+                         f"has sha256 {now[:12]}...); describe into another --out, or start it afresh with "
+                         "--overwrite")
 
 
 def _same_file(stored: Any, given: str | os.PathLike) -> bool:
@@ -191,6 +213,9 @@ def _feature_cache(path: Path, size: int) -> Callable[[str], Features]:
     return get
 
 
+#: the files :func:`match_pair_to_dir` writes
+PAIR_DIR_FILES = ("features.h5", "matches.h5", "matches.png", "summary.json")
+
 #: :func:`match_to_file`'s default: a fundamental matrix, the geometry of a general 3D scene
 PAIR_LIST_MATCHING = MatchOptions(geometry="fundamental")
 
@@ -213,7 +238,14 @@ def match_to_file(features: str | os.PathLike, pairs: Sequence[tuple[str, str]],
 
     start = time.perf_counter()
     features = Path(features)
-    pairs = check_pairs(pairs, list_feature_names(features), source=f"pairs of {features}")
+    known = list_feature_names(features)
+    for name in sorted({name for pair in pairs for name in pair} - set(known)):
+        try:  # a group of that name without keypoints says so; an absent one is check_pairs' error
+            read_features(features, [name])
+        except KeyError:
+            pass
+    pairs = check_pairs(pairs, known, source=f"pairs of {features}")
+    check_pair_keys(pairs)
     settings = options.settings()
     get = _feature_cache(features, max(2, cache_size))
     matched, skipped, counts = [], [], []
@@ -221,19 +253,50 @@ def match_to_file(features: str | os.PathLike, pairs: Sequence[tuple[str, str]],
         todo = []
         for pair in pairs:
             (skipped if pair in add else todo).append(pair)
+        digests = read_feature_digests(features, sorted({name for pair in pairs for name in pair}))
+        if skipped:
+            _check_same_features(out, features, skipped, add, digests)
         for name0, name1 in tqdm(todo, desc="match", unit="pair", disable=not progress or not todo):
             f0, f1 = get(name0), get(name1)
             m = match(f0.descriptors, f1.descriptors, options.matcher, options.ratio)
             v = verify(f0.keypoints[m.indices[:, 0], :2], f1.keypoints[m.indices[:, 1], :2], options.geometry,
                        options.estimator, options.threshold)
             add(name0, name1, PairMatches(m.indices, m.distances, v.inliers, v.geometry_matrix, settings,
-                                          num_keypoints=(len(f0), len(f1))))
+                                          num_keypoints=(len(f0), len(f1)),
+                                          feature_digests=(digests[name0], digests[name1])))
             matched.append((name0, name1))
             counts.append((len(m.indices), int(v.inliers.sum())))
     mean = np.mean(counts, axis=0) if counts else np.zeros(2)
     return MatchReport(Path(out), matched, skipped, float(mean[0]), float(mean[1]), time.perf_counter() - start)
 
 
+def _check_same_features(out: str | os.PathLike, features: Path, pairs: Sequence[tuple[str, str]], add: Any,
+                         digests: Mapping[str, str]) -> None:
+    """Refuse to skip pairs whose matches were computed from other features than ``features`` holds now: the
+    recorded entry digests differ (``digests``: the entries' now), or (files without them) the keypoint counts
+    do."""
+    names = sorted({name for pair in pairs for name in pair})
+    counts = None
+    for name0, name1 in pairs:
+        held = add.info((name0, name1))
+        if held["feature_digests"] is not None:
+            differ = [(name, was) for name, was in zip((name0, name1), held["feature_digests"]) if was != digests[name]]
+            if differ:
+                name, was = differ[0]
+                raise ValueError(f"{out}: holds matches of {name0} {name1} computed from other features of {name} "
+                                 f"(entry sha256 {was[:12]}... there, {digests[name][:12]}... in {features} now); "
+                                 "match into another --out, or start it afresh with --overwrite")
+            continue
+        if counts is None:
+            counts = {name: len(f) for name, f in read_features(features, names).items()}
+        now = (counts[name0], counts[name1])
+        if held["num_keypoints"] != now:
+            raise ValueError(f"{out}: holds matches of {name0} {name1} computed from other features (keypoints "
+                             f"{held['num_keypoints']} there, {now} in {features} now); match into another --out, "
+                             "or start it afresh with --overwrite")
+
+
+@one_run_per_folder("out")
 def match_pair_to_dir(image1: str | os.PathLike, image2: str | os.PathLike, out: str | os.PathLike, *, model: Any,
                       keypoints1: Any = None, keypoints2: Any = None,
                       keypoint_options: KeypointOptions = KeypointOptions(),
@@ -254,10 +317,15 @@ def match_pair_to_dir(image1: str | os.PathLike, image2: str | os.PathLike, out:
     from .files import write_features, write_matches
     from .matching import draw_matches, match_pair
 
+    from ..io import check_foreign_files
+    from ..models import model_digest, resolve_model
+
     start = time.perf_counter()
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a folder")
+    check_foreign_files(out, PAIR_DIR_FILES)  # before any work; result_set checks again
+    model = resolve_model(model)
     timings: dict[str, float] = {}
     result = match_pair(image1, image2, model=model, keypoints1=keypoints1, keypoints2=keypoints2,
                         keypoint_options=keypoint_options, match_options=match_options, device=device,
@@ -285,7 +353,9 @@ def match_pair_to_dir(image1: str | os.PathLike, image2: str | os.PathLike, out:
         "estimated_model": None if matrix is None else matrix.tolist(), "caption": caption,
         "seconds": {**timings, "total": time.perf_counter() - start}, "environment": environment_info(device),
     }
-    settings = descriptor_settings(label, keypoint_options)
+    settings = descriptor_settings(label, keypoint_options, model_digest(model))
+    feats = [replace(f, info={**f.info, "image_sha256": file_digest(image)})
+             for f, image in zip(feats, (image1, image2))]
     with result_set(out) as staged:  # the four files of this run, or (after a failure or kill) the earlier ones
         write_features(staged.path("features.h5"), dict(zip(names, feats)), settings)
         write_matches(staged.path("matches.h5"),

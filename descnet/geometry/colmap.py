@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,13 +35,13 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..features.files import list_match_pairs, read_features, read_matches
-from ..io import atomic_dir, atomic_path, write_json
+from ..features.files import list_feature_names, list_match_pairs, read_feature_digests, read_features, read_matches
+from ..io import check_foreign_files, result_set, write_json
 from ..features.pairs import check_pairs, write_pairs
 
 __all__ = ["SfmOptions", "SfmSummary", "CAMERA_MODES", "COLMAP_ORIGIN_SHIFT", "import_pycolmap", "create_database",
            "first_at_position", "merge_repeated_positions", "reconstruct", "reconstruct_colmap_sift", "summarize_reconstruction",
-           "format_table"]
+           "format_table", "check_matches_fit_features", "no_model_reason", "RECONSTRUCTION_FILES"]
 
 #: added to descnet/hloc keypoint coordinates to get COLMAP's (pixel corner at the origin)
 COLMAP_ORIGIN_SHIFT = 0.5
@@ -51,6 +49,8 @@ COLMAP_ORIGIN_SHIFT = 0.5
 CAMERA_MODES = {"auto": "AUTO", "single": "SINGLE", "per-folder": "PER_FOLDER", "per-image": "PER_IMAGE"}
 INSTALL_HINT = "pip install 'descnet[sfm]' (or: pip install pycolmap)"
 _MODEL_FILES = {"cameras.bin", "images.bin", "points3D.bin", "frames.bin", "rigs.bin", "project.ini"}
+#: what :func:`reconstruct` writes into its folder, as one result set (:func:`descnet.io.result_set`)
+RECONSTRUCTION_FILES = ("database.db", "model", "summary.json", "summary.md")
 
 
 def import_pycolmap() -> Any:
@@ -203,12 +203,22 @@ def create_database(database: str | os.PathLike, image_dir: str | os.PathLike, f
     if not pairs:
         raise ValueError(f"{matches}: holds no pairs to reconstruct from")
     names = sorted({name for pair in pairs for name in pair})
+    described = set(list_feature_names(features))
+    for name in names:
+        on_disk, in_features = (image_dir / name).is_file(), name in described
+        if not on_disk and not in_features:
+            raise ValueError(f"the pairs name the image {name}, which is neither an image of {features} nor a file "
+                             f"under {image_dir} (a misspelt pair list?)")
+        if not in_features:
+            raise ValueError(f"{features}: holds no features of the image {name} that the pairs name; describe it "
+                             "into that file first")
     missing = [name for name in names if not (image_dir / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{image_dir / missing[0]}: no such image (the features name {len(missing)} image(s) "
                                 f"that are not under {image_dir}; give the folder they were described from)")
     feats = read_features(features, names)
     pair_matches = read_matches(matches, pairs)
+    check_matches_fit_features(features, matches, feats, pair_matches)
     total = merged = 0
     first = {name: first_at_position(f.keypoints) for name, f in feats.items()}
     with _colmap_log(pycolmap, verbose):
@@ -235,6 +245,50 @@ def create_database(database: str | os.PathLike, image_dir: str | os.PathLike, f
                 total += len(m)
                 merged += len(pm.matches) - len(m)
     return {"images": names, "pairs": pairs, "matches": total, "merged": merged}
+
+
+def check_matches_fit_features(features: str | os.PathLike, matches: str | os.PathLike, feats: Mapping[str, Any],
+                               pair_matches: Mapping[tuple[str, str], Any]) -> None:
+    """Refuse matches that were not computed from these features, before COLMAP sees them: a pair whose
+    recorded entry digests (``PairMatches.feature_digests``) or keypoint counts differ from the features
+    file's, or whose indices lie outside its keypoints (hloc's files record neither). ``ValueError`` naming
+    the pair, both files and what to do."""
+    hint = f"match again from {features} (descnet match --features ... --overwrite), or give the features file " \
+           f"{matches} was computed from"
+    digests = None
+    for (name0, name1), pm in pair_matches.items():
+        counts = (len(feats[name0]), len(feats[name1]))
+        if pm.feature_digests is not None:
+            if digests is None:
+                digests = read_feature_digests(features, list(feats))
+            for name, was in zip((name0, name1), pm.feature_digests):
+                if was != digests[name]:
+                    raise ValueError(f"{matches}: the matches of {name0} {name1} were computed from other features of "
+                                     f"{name} (entry sha256 {was[:12]}...) than {features} holds ({digests[name][:12]}"
+                                     f"...); {hint}")
+        if pm.num_keypoints is not None and tuple(pm.num_keypoints) != counts:
+            raise ValueError(f"{matches}: the matches of {name0} {name1} index {pm.num_keypoints[0]} and "
+                             f"{pm.num_keypoints[1]} keypoints, but {features} holds {counts[0]} and {counts[1]}; "
+                             f"{hint}")
+        m = np.asarray(pm.matches)
+        if len(m) and (m.min() < 0 or m[:, 0].max() >= counts[0] or m[:, 1].max() >= counts[1]):
+            raise ValueError(f"{matches}: the matches of {name0} {name1} index keypoints beyond the {counts[0]} and "
+                             f"{counts[1]} of {features}; {hint}")
+
+
+def no_model_reason(summary: "SfmSummary") -> str | None:
+    """Why a reconstruction made no model, in words (``None`` when it made one)."""
+    if summary.registered:
+        return None
+    min_matches = summary.settings.get("min_num_matches", SfmOptions.min_num_matches)
+    per_pair = summary.matches / summary.pairs if summary.pairs else 0.0
+    if summary.verified_pairs == 0:
+        return (f"COLMAP's geometric verification kept none of the {summary.pairs} pairs: each needs at least "
+                f"{min_matches} inlier matches of one two-view geometry, and the {summary.matches} imported matches "
+                f"({per_pair:.1f} per pair) did not give that. Too few or wrong matches: matches of another features "
+                "file or image folder, too few keypoints, or a descriptor that does not fit these images")
+    return (f"{summary.verified_pairs} of {summary.pairs} pairs were verified, but COLMAP's mapper found no initial "
+            "pair it could triangulate from (too little baseline or overlap between the verified pairs)")
 
 
 def _verify(pycolmap: Any, database: Path, pairs_file: Path, options: SfmOptions) -> None:
@@ -292,7 +346,8 @@ def _database_counts(pycolmap: Any, database: Path, min_num_matches: int) -> dic
                 "matched_pairs": int(db.num_matched_image_pairs()), "matches": int(db.num_matches())}
 
 
-def _check_out(out: Path) -> None:
+def _check_out(out: Path) -> list[str]:
+    """Check the output folder up front -> the names an older descnet wrote there without a manifest."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a folder")
     model = out / "model"
@@ -302,24 +357,39 @@ def _check_out(out: Path) -> None:
         if foreign or not model.is_dir():
             raise ValueError(f"{model}: holds files that are not a COLMAP model ({', '.join(foreign[:3])}); descnet "
                              "replaces only its own results: choose another output folder")
+    earlier = _earlier_outputs(out)
+    check_foreign_files(out, RECONSTRUCTION_FILES, earlier)
+    return earlier
 
 
-def _finish(out: Path, work: Path, reconstruction: Any, summary: SfmSummary, label: str) -> None:
-    """Move the database, the model and the summary from ``work`` into ``out`` (each replaced atomically)."""
-    out.mkdir(parents=True, exist_ok=True)
+def _earlier_outputs(out: Path) -> list[str]:
+    """The reconstruction an older descnet (no manifest) wrote in ``out``: its names when ``summary.json`` is
+    descnet's (a ``reconstruction`` key), else none."""
+    try:
+        import json
+
+        summary = json.loads((out / "summary.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return list(RECONSTRUCTION_FILES) if isinstance(summary, dict) and "reconstruction" in summary else []
+
+
+def _stage(staged: Any, work: Path, reconstruction: Any, summary: SfmSummary, label: str) -> None:
+    """Put the database, the model and the summary of ``work`` into the result set ``staged`` (they replace
+    the earlier ones together; an earlier model is removed when there is no new one)."""
+    os.replace(work / "database.db", staged.path("database.db"))
     if reconstruction is not None:
-        with atomic_dir(out / "model") as tmp:
-            reconstruction.write(tmp)
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(tmp, 0o777 & ~mask)  # mkdtemp's 0700 -> what a plain mkdir gives
-    elif (out / "model").is_dir():  # an earlier run's model would now describe another database
-        shutil.rmtree(out / "model")
-    os.replace(work / "database.db", out / "database.db")
+        model = staged.path("model")
+        model.mkdir()
+        reconstruction.write(model)
+    else:  # an earlier run's model would now describe another database
+        staged.drop("model")
     payload = {"reconstruction": label, **summary.to_dict()}
-    write_json(out / "summary.json", payload)
-    with atomic_path(out / "summary.md") as tmp:
-        tmp.write_text(format_table({label: summary}) + "\n")
+    reason = no_model_reason(summary)
+    if reason:
+        payload["no_model_reason"] = reason
+    write_json(staged.path("summary.json"), payload)
+    staged.path("summary.md").write_text(format_table({label: summary}) + "\n")
 
 
 def _map_and_count(pycolmap, database: Path, image_dir: Path, work: Path, options: SfmOptions, progress: bool,
@@ -340,18 +410,21 @@ def reconstruct(image_dir: str | os.PathLike, features: str | os.PathLike, match
     """Reconstruct a scene from a features file and a matches file with COLMAP (module docstring).
 
     Writes into the folder ``out``: ``database.db`` (COLMAP's), ``model/`` (the largest model, COLMAP's binary
-    format; absent when no model could be made), ``summary.json`` and ``summary.md`` (:class:`SfmSummary`).
-    Everything is computed in a temporary folder first. ``pairs``: the pairs to use (default: all of the
-    matches file). ``label`` names the row of the table.
+    format; absent when no model could be made), ``summary.json`` and ``summary.md`` (:class:`SfmSummary`), as
+    one result set (:func:`descnet.io.result_set`: all new, or after a failure or kill all as before; one
+    writer at a time; a file of these names that descnet did not write is refused). Everything is computed in
+    the set's staging folder first. ``pairs``: the pairs to use (default: all of the matches file); the matches
+    are checked against the features before COLMAP sees them (:func:`check_matches_fit_features`). ``label``
+    names the row of the table.
     """
     pycolmap = import_pycolmap()
     image_dir, out = Path(image_dir), Path(out)
-    _check_out(out)
+    earlier = _check_out(out)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent) as tmp:
-        work = Path(tmp)
+    with result_set(out, earlier=earlier) as staged:
+        work = staged.staging / "work"
+        work.mkdir()
         database = work / "database.db"
         imported = create_database(database, image_dir, features, matches, pairs, options.camera_mode,
                                    options.verbose)
@@ -368,7 +441,7 @@ def reconstruct(image_dir: str | os.PathLike, features: str | os.PathLike, match
                              models=count, seconds=seconds, settings={**asdict(options), "features": str(features),
                                                                       "matches": str(matches), "images": str(image_dir)},
                              **summarize_reconstruction(model))
-        _finish(out, work, model, summary, label)
+        _stage(staged, work, model, summary, label)
     return summary
 
 
@@ -384,14 +457,13 @@ def reconstruct_colmap_sift(image_dir: str | os.PathLike, out: str | os.PathLike
     from ..data.images import list_images
 
     image_dir, out = Path(image_dir), Path(out)
-    _check_out(out)
+    earlier = _check_out(out)
     names = list(names) if names is not None else list_images(image_dir)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent) as tmp, \
-            _colmap_log(pycolmap, options.verbose):
-        work = Path(tmp)
+    with result_set(out, earlier=earlier) as staged, _colmap_log(pycolmap, options.verbose):
+        work = staged.staging / "work"
+        work.mkdir()
         database = work / "database.db"
         extraction = pycolmap.FeatureExtractionOptions()
         extraction.sift.max_num_features = max_features
@@ -412,7 +484,7 @@ def reconstruct_colmap_sift(image_dir: str | os.PathLike, out: str | os.PathLike
                              models=count, seconds=seconds, settings={**asdict(options), "max_features": max_features,
                                                                       "images": str(image_dir)},
                              **summarize_reconstruction(model))
-        _finish(out, work, model, summary, "COLMAP SIFT")
+        _stage(staged, work, model, summary, "COLMAP SIFT")
     return summary
 
 

@@ -13,7 +13,7 @@ _LAZY = {
     "L2Net": ".l2net", "check_patches": ".l2net", "standardize_patches": ".l2net",
     "create_model": ".registry", "list_models": ".registry", "model_entry": ".registry",
     "register_model": ".registry",
-    "resolve_model": ".spec", "load_pretrained": ".spec", "model_label": ".contract",
+    "resolve_model": ".spec", "load_pretrained": ".spec", "model_label": ".contract", "model_digest": ".contract",
     "WeightsError": ".weights", "load_weights": ".weights",
     "DEFAULT_MODEL": ".pretrained", "list_pretrained": ".pretrained", "pretrained_entry": ".pretrained",
 }

@@ -7,7 +7,9 @@ model is. Descriptors that are not finite mean broken weights and are refused be
 scored (:func:`check_finite_descriptors`).
 
 Names: :func:`model_label` is *the* label of a model SPEC or module (tables, file names, feature files);
-:func:`model_name` is how errors name a model (the SPEC as typed).
+:func:`model_name` is how errors name a model (the SPEC as typed). Identity: :func:`model_digest` is what the
+descriptors of a module depend on, by content (architecture options and every weight), so two files of the
+same name with other weights never pass for one another.
 """
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["NonFiniteDescriptorsError", "ImageDescriptor", "check_finite_descriptors", "model_label", "model_name"]
+__all__ = ["NonFiniteDescriptorsError", "ImageDescriptor", "check_finite_descriptors", "model_label", "model_name",
+           "model_digest"]
 
 
 class NonFiniteDescriptorsError(ValueError):
@@ -67,6 +70,32 @@ def model_label(model: str | os.PathLike | nn.Module) -> str:
     if path.suffix in (".pt", ".pth", ".ckpt"):
         return f"{path.parent.name}-{path.stem}" if path.parent.name else path.stem
     return path.name or text
+
+
+def model_digest(model: nn.Module) -> str:
+    """sha256 of what a module's descriptors depend on: its class, its registry name and options
+    (``descnet_name``, ``descnet_options``), every parameter and buffer (name, dtype, shape, values) and, for
+    the models that describe with OpenCV (:class:`ImageDescriptor`), OpenCV's version. Two checkpoints with the
+    same file name and other weights differ; the same weights loaded twice agree."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    options = getattr(model, "descnet_options", None)
+    head = {"class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "name": getattr(model, "descnet_name", None), "options": options}
+    if isinstance(model, ImageDescriptor):
+        import cv2
+
+        head["opencv"] = cv2.__version__
+        head["attributes"] = {k: v for k, v in vars(model).items() if not k.startswith("_") and k != "training"
+                              and isinstance(v, (bool, int, float, str, type(None)))}
+    h.update(json.dumps(head, sort_keys=True, default=repr).encode())
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def model_name(model: Any) -> str:

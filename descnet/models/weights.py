@@ -118,7 +118,7 @@ def pretrained_path(entry, cache_dir: str | os.PathLike | None = None, progress:
     into place atomically. Raises :class:`WeightsError` naming the URL and the path for a hand download.
     """
     from descnet.data.download import (ChecksumError, DownloadError, Expected, IncompleteDownload, fetch_url,
-                                       file_digest)
+                                       file_digest, mirror_urls)
     from descnet.models.pretrained import SHIPPED_DIR
 
     if entry.shipped:
@@ -135,8 +135,7 @@ def pretrained_path(entry, cache_dir: str | os.PathLike | None = None, progress:
             return path
         raise WeightsError(f"{path}: does not have the sha256 of the published {entry.name} weights "
                            f"({entry.sha256}); remove it and run the command again to download it")
-    mirrors = os.environ.get("DESCNET_MIRROR", "").split()
-    urls = [m.rstrip("/") + "/" + entry.file for m in mirrors] + list(entry.urls)
+    urls = mirror_urls(entry.file) + list(entry.urls)
     if not urls:
         raise WeightsError(f"{entry.name}: no URL is known; put the file at {path}")
     failures = []
