@@ -82,7 +82,8 @@ def _locate(image: Any, keypoints: Any, options: KeypointOptions) -> _Located:
     pixels = read_image(image) if isinstance(image, (str, os.PathLike)) else image
     gray = to_gray(pixels, source)
     if keypoints is None:
-        kps, scores = detect_keypoints(gray, options.detector, options.max_keypoints)
+        # the colour pixels: COLMAP's SIFT makes its own grey (detect_colmap_sift), OpenCV's detectors to_gray's
+        kps, scores = detect_keypoints(pixels, options.detector, options.max_keypoints)
     else:
         where = "keypoints"
         if isinstance(keypoints, (str, os.PathLike)):
