@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence
 
 from ..geometry.colmap import SfmOptions, SfmSummary, format_table, import_pycolmap, reconstruct, reconstruct_colmap_sift
 from ..features.files import read_features
-from ..features.options import KeypointOptions, MatchOptions
+from ..features.options import COLMAP_KEYPOINTS, COLMAP_MATCHING, KeypointOptions, MatchOptions
 from ..io import atomic_path, write_json
 from ..features.pairs import check_pairs, exhaustive_pairs
 from ..features.pipeline import describe_to_file, image_sources, match_to_file
@@ -37,11 +37,11 @@ from ..features.pipeline import describe_to_file, image_sources, match_to_file
 __all__ = ["compare_sfm", "COLMAP_LABEL", "folder_name", "SFM_KEYPOINTS", "SFM_MATCHING"]
 
 COLMAP_LABEL = "COLMAP SIFT (pycolmap)"
-#: COLMAP's own SIFT pipeline's choices: its SIFT detection (``colmap-sift``: the keypoints COLMAP's extraction
-#: finds, up to 8192 locations per image); mutual nearest neighbours passing the ratio test at 0.8, checked with a
-#: fundamental matrix
-SFM_KEYPOINTS = KeypointOptions("colmap-sift", max_keypoints=8192)
-SFM_MATCHING = MatchOptions(matcher="smnn", ratio=0.8, geometry="fundamental")
+#: COLMAP's own SIFT pipeline's choices (:data:`descnet.features.options.COLMAP_KEYPOINTS`, ``COLMAP_MATCHING``): its
+#: SIFT detection (``colmap-sift``: the keypoints COLMAP's extraction finds, up to 8192 locations per image); mutual
+#: nearest neighbours passing the ratio test at 0.8, checked with a fundamental matrix
+SFM_KEYPOINTS = COLMAP_KEYPOINTS
+SFM_MATCHING = COLMAP_MATCHING
 
 
 def folder_name(label: str) -> str:

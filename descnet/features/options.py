@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DETECTOR_NAMES", "DEFAULT_MR_SIZE", "COLMAP_SIFT_DETECTORS", "MATCHERS", "DEFAULT_RATIO", "ESTIMATOR_NAMES", "GEOMETRIES",
+__all__ = ["DETECTOR_NAMES", "DEFAULT_MR_SIZE", "COLMAP_SIFT_DETECTORS", "COLMAP_KEYPOINTS", "COLMAP_MATCHING", "MATCHERS", "DEFAULT_RATIO", "ESTIMATOR_NAMES", "GEOMETRIES",
            "PAIR_MODES", "KeypointOptions", "MatchOptions"]
 
 #: OpenCV detectors descnet knows -> their default LAF scale per unit of ``KeyPoint.size`` (``mr_size``);
@@ -131,3 +131,10 @@ class MatchOptions:
         threshold``, :data:`descnet.features.files.MATCH_SETTINGS`)."""
         return {"matcher": self.matcher, "ratio": self.ratio_or_default, "geometry": self.geometry,
                 "estimator": self.estimator, "threshold": self.threshold_or_default}
+
+
+#: COLMAP's own SIFT pipeline's choices, the defaults of ``descnet reconstruct`` from images and ``eval sfm``: its SIFT
+#: detection (``colmap-sift``, up to 8192 locations per image)
+COLMAP_KEYPOINTS = KeypointOptions("colmap-sift", max_keypoints=8192)
+#: ... and its matching: mutual nearest neighbours passing the ratio test at 0.8, a fundamental matrix
+COLMAP_MATCHING = MatchOptions(matcher="smnn", ratio=0.8, geometry="fundamental")
