@@ -21,7 +21,7 @@ from ..lazy import lazy_attributes
 _LAZY = {
     "KeypointOptions": ".options", "MatchOptions": ".options",
     "describe": ".description", "describe_images": ".description",
-    "detect_keypoints": ".keypoints", "lafs_from_keypoints": ".keypoints", "DETECTORS": ".keypoints",
+    "detect_keypoints": ".keypoints", "describe_stream": ".description", "lafs_from_keypoints": ".keypoints", "DETECTORS": ".keypoints",
     "extract_patches": ".patches",
     "describe_patches": ".inference", "PatchDescriber": ".inference",
     "match": ".matching", "verify": ".matching", "match_pair": ".matching",
