@@ -28,8 +28,8 @@ from ..models.contract import ImageDescriptor, model_label
 from ..models.pretrained import DEFAULT_MODEL
 from ..parallel import ordered_map
 from .files import Features, read_keypoints
-from .inference import describe_patches
 from .colmap_sift import detect_colmap_sift_parallel
+from .inference import describe_patches
 from .keypoints import check_keypoints, detect_keypoints, lafs_from_keypoints
 from .options import COLMAP_SIFT_DETECTORS, KeypointOptions
 from .patches import extract_patches
@@ -124,7 +124,8 @@ def describe_images(images: Sequence[np.ndarray | str | os.PathLike], keypoints:
     net = resolve_model(model)
     workers = min(len(images), max(1, torch.get_num_threads()))
     t0 = time.perf_counter()
-    located = list(ordered_map(lambda args: _locate(*args, options, workers), zip(images, keypoints), workers))
+    processes = workers if workers > 1 else 0  # one image: no worker process to start
+    located = list(ordered_map(lambda args: _locate(*args, options, processes), zip(images, keypoints), workers))
     t1 = time.perf_counter()
     if isinstance(net, ImageDescriptor):
         descriptors = list(ordered_map(lambda loc: net.describe_image(loc.gray, loc.keypoints), located, workers))
