@@ -10,7 +10,8 @@ Each route describes the same ``--patches`` uint8 32x32 patches; routes are time
 times after a warm-up call (which also builds descnet's prepared model), and the best wall-clock time
 counts (the machine may be shared: the best run is the least disturbed). Process CPU time is recorded
 as well. Targets on the CPU in float32: hardnet >= 1.8x kornia's patches/s with outputs within 1e-4,
-hardnet-csa <= 1.35x the time of hardnet.
+hardnet-csa <= 1.35x the time of hardnet; with several ``--backends`` including ``auto``: ``auto`` (the backend
+measured fastest here on first use and cached, :mod:`descnet.features.backend_choice`) within 5% of the fastest.
 
     .venv/bin/python benchmarks/describe_speed.py [--device cpu|cuda] [--patches 8192] [--repeats 5]
         [--threads N] [--backends auto,fused,eager] [--bf16] [--compile] [--batch-size B]
@@ -161,6 +162,18 @@ def main() -> int:
                   f"hardnet (<= 1.35): {'PASS' if ok else 'MISS'}; in process CPU time: "
                   f"{checks[backend]['hardnet_speedup_vs_kornia_cpu_time']:.2f}x and "
                   f"{checks[backend]['csa_time_ratio_cpu_time']:.2f}x")
+    auto_checks = {}
+    if "auto" in backends and len(backends) > 1:  # auto against the fastest backend timed, per model
+        for name in ("hardnet", "hardnet-csa"):
+            timed = {b: routes_result(results, name, b) for b in backends}
+            timed = {b: r for b, r in timed.items() if r is not None}
+            fastest = min((b for b in timed if b != "auto"), key=lambda b: timed[b]["wall_s"])
+            ratio = timed["auto"]["wall_s"] / timed[fastest]["wall_s"]
+            auto_checks[name] = {"auto_backend": timed["auto"]["backend"], "fastest": fastest,
+                                 "auto_time_over_fastest": ratio}
+            print(f"[auto] {name}: auto = {timed['auto']['backend']}, fastest timed = {fastest}; auto takes "
+                  f"{ratio:.3f}x its time (target <= 1.05): {'PASS' if ratio <= 1.05 else 'MISS'}")
+    checks["auto_vs_fastest"] = auto_checks
     settings = {"device": str(device), "patches": n, "repeats": args.repeats, "threads": torch.get_num_threads(),
                 "backends": backends, "bf16": args.bf16, "batch_size": args.batch_size,
                 "kornia_batch": KORNIA_BATCH, "timing": "best wall-clock of the repeats, round-robin"}

@@ -23,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["environment_info", "code_version", "RUN_CONFIG", "RUN_ENVIRONMENT", "RUN_METRICS", "LAST_CHECKPOINT",
+__all__ = ["environment_info", "cpu_model", "code_version", "RUN_CONFIG", "RUN_ENVIRONMENT", "RUN_METRICS", "LAST_CHECKPOINT",
            "BEST_CHECKPOINT", "RUN_CHECKPOINTS", "run_checkpoint", "read_metrics"]
 
 RUN_CONFIG = "config.yaml"
@@ -64,6 +64,11 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; the platform's processor name elsewhere)."""
+    return _cpu_name()
 
 
 def _cpu_name() -> str:

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# "auto" follows the rule in tests (a measured choice depends on the timing of the moment); the measurement has its
+# own tests (tests/test_backend_choice.py)
+os.environ["DESCNET_AUTO_BACKEND"] = "rule"
 SHARED_DATA = Path(os.environ.get("DESCNET_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 

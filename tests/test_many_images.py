@@ -89,24 +89,23 @@ def test_describe_folder_adds_new_images_and_skips_those_in_the_file(tmp_path, c
 
 
 def test_interrupted_describe_keeps_finished_images_and_resumes(tmp_path, monkeypatch):
-    per_call = 2 * max(1, torch.get_num_threads())  # images per describe_images call
-    root = image_folder(tmp_path / "photos", per_call + 1)
+    per_call = 3  # images described before the interruption
+    root = image_folder(tmp_path / "photos", per_call + 2)
     images = image_sources([root])
     out = tmp_path / "f.h5"
-    real = descnet.features.description.describe_images
-    calls = []
+    real = descnet.features.description.describe_stream
 
     def interrupted(*args, **kwargs):
-        calls.append(len(args[0]))
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
+        for k, features in enumerate(real(*args, **kwargs)):
+            if k == per_call:
+                raise KeyboardInterrupt
+            yield features
 
-    monkeypatch.setattr(descnet.features.description, "describe_images", interrupted)
+    monkeypatch.setattr(descnet.features.description, "describe_stream", interrupted)
     with pytest.raises(KeyboardInterrupt):
         describe_to_file(images, out, model="opencv-sift")
-    assert list_feature_names(out) == sorted(images)[:per_call]  # the first call's images were kept
-    monkeypatch.setattr(descnet.features.description, "describe_images", real)
+    assert list_feature_names(out) == sorted(images)[:per_call]  # the images described before were kept
+    monkeypatch.setattr(descnet.features.description, "describe_stream", real)
     report = describe_to_file(images, out, model="opencv-sift")
     assert report.skipped == sorted(images)[:per_call] and report.described == sorted(images)[per_call:]
     assert list_feature_names(out) == sorted(images)

@@ -7,10 +7,11 @@ import re
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from descnet.cli.main import main
 from descnet.features.files import read_features, read_matches, write_matches
-from descnet.features.matching import draw_matches, match, match_pair, verify
+from descnet.features.matching import draw_matches, match, match_pair, nearest_two, verify
 from descnet.features.options import KeypointOptions, MatchOptions
 from descnet.io import MANIFEST, result_set
 from tests.conftest import fail_at_rename, shared_file
@@ -300,3 +301,22 @@ def test_cli_match_bad_input_fails_cleanly_and_keeps_old_results(tmp_path, capsy
     assert re.search(message, err), err
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "summary.json"]
     assert (out / "summary.json").read_text() == "old"
+
+
+@pytest.mark.parametrize("unit", [True, False])
+def test_nearest_two_in_blocks_agrees_with_float64_brute_force(unit):
+    rng = np.random.default_rng(3)
+    d1 = rng.normal(size=(70, 8))
+    d2 = np.vstack([d1[:30] + 0.2 * rng.normal(size=(30, 8)), rng.normal(size=(45, 8))])
+    if unit:  # one length: the selection runs on similarities
+        d1 /= np.linalg.norm(d1, axis=1, keepdims=True)
+        d2 /= np.linalg.norm(d2, axis=1, keepdims=True)
+    dist = np.linalg.norm(d1[:, None] - d2[None], axis=2)
+    t1, t2 = torch.from_numpy(d1).float(), torch.from_numpy(d2).float()
+    row_dist, row_idx, col_dist, col_idx = nearest_two(t1, t2, block_rows=16)  # 5 blocks, the last one short
+    np.testing.assert_array_equal(row_idx.numpy(), np.argsort(dist, axis=1)[:, :2])
+    np.testing.assert_array_equal(col_idx.numpy(), np.argsort(dist, axis=0)[:2])
+    np.testing.assert_allclose(row_dist.numpy(), np.sort(dist, axis=1)[:, :2], rtol=1e-5)
+    np.testing.assert_allclose(col_dist.numpy(), np.sort(dist, axis=0)[:2], rtol=1e-5)
+    # one column, one row: k = 1
+    assert nearest_two(t1, t2[:1])[1].shape == (70, 1) and nearest_two(t1[:1], t2)[3].shape == (1, 75)

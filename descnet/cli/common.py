@@ -68,15 +68,17 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device for the model (default: cpu)")
 
 
-def add_keypoint_arguments(parser: argparse.ArgumentParser, max_keypoints: int = 2000) -> None:
+def add_keypoint_arguments(parser: argparse.ArgumentParser, max_keypoints: int = 2000, detector: str = "sift") -> None:
     """``--detector``, ``--max-keypoints``, ``--mr-size``: read by :func:`keypoint_options`."""
-    parser.add_argument("--detector", default="sift", type=str.lower, choices=DETECTOR_NAMES,
-                        help="OpenCV detector: sift (default), orb, and akaze/kaze/brisk where OpenCV has them")
+    parser.add_argument("--detector", default=detector, type=str.lower, choices=DETECTOR_NAMES,
+                        help=f"keypoint detector (default: {detector}): OpenCV's sift, orb, and akaze/kaze/brisk where "
+                             "OpenCV has them; colmap-sift / colmap-sift-upright: COLMAP's SIFT detection (pycolmap's "
+                             "where installed, else OpenCV's SIFT with COLMAP's thresholds)")
     parser.add_argument("--max-keypoints", type=int, default=max_keypoints, metavar="N",
                         help=f"keep the N strongest detections (default: {max_keypoints}; 0 = all)")
     parser.add_argument("--mr-size", type=float, default=None, metavar="X",
                         help="region half-side per unit of keypoint size (kornia LAF scale = X * size; "
-                             "default: 6 for sift, 0.5 for orb)")
+                             "default: 6 for sift and colmap-sift, 0.5 for orb)")
 
 
 def keypoint_options(args: argparse.Namespace) -> KeypointOptions:

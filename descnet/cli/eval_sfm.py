@@ -1,6 +1,7 @@
 """Compare descriptors by structure from motion on one image folder (hloc's comparison), with COLMAP.
 
-Every descriptor describes the same keypoints (detected once: SIFT, up to --max-keypoints), matches the same
+Every descriptor describes the same keypoints (detected once: COLMAP's SIFT detection by default, up to
+--max-keypoints locations), matches the same
 pairs (all, or --pairs) with the same matcher, and COLMAP (pycolmap) verifies and maps each set of matches;
 COLMAP's own SIFT pipeline is the reference row. The defaults follow COLMAP's: 8192 keypoints, mutual
 nearest neighbours with ratio test 0.8. OpenCV's RootSIFT on the same keypoints is added unless
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-colmap", action="store_true", help="do not add COLMAP's own SIFT pipeline")
     parser.add_argument("--image-list", metavar="FILE", help="only the images named in FILE (relative to IMAGES)")
     parser.add_argument("--pairs", metavar="PAIRS.txt", help="the pairs to match (default: all pairs)")
-    add_keypoint_arguments(parser, max_keypoints=8192)  # COLMAP's SIFT count, also its SIFT pipeline's
+    add_keypoint_arguments(parser, max_keypoints=8192, detector="colmap-sift")  # COLMAP's SIFT detection and count
     add_match_arguments(parser, matcher="smnn", ratio=0.8, geometry="fundamental", fixed_geometry=True)  # COLMAP's
     parser.add_argument("--device", default="cpu", help="torch device for the models (default: cpu)")
     parser.add_argument("--out", default="results/eval/sfm", metavar="DIR",

@@ -1,6 +1,11 @@
-"""Structure from motion: a features file and a matches file -> a COLMAP sparse model (through pycolmap).
+"""Structure from motion: photos, or a features file and a matches file -> a COLMAP sparse model (through pycolmap).
 
-Imports the images of the pair list from IMAGES (the folder they were described from), their keypoints
+Without --features and --matches: the whole pipeline on the photos of IMAGES, with COLMAP's own choices (its SIFT
+detection, up to 8192 locations per image; mutual nearest neighbours with ratio 0.8 on all pairs; --model
+describes): --out DIR gets features.h5, matches.h5 and colmap/ (the files below), with a progress bar and time
+estimate for every stage.
+
+With --features and --matches: imports the images of the pair list from IMAGES (the folder they were described from), their keypoints
 (+0.5 px: COLMAP's origin is the corner of the first pixel) and all raw matches into a new COLMAP database,
 runs COLMAP's geometric verification and incremental mapping, keeps the model with the most images.
 Writes into --out DIR, as one set (all new, or after a failure or kill all as before; one run at a time):
@@ -12,6 +17,7 @@ Needs pycolmap: pip install 'descnet[sfm]'. Mapping uses one thread and seed 0 b
 exactly (--threads N: faster on large scenes, not repeatable).
 
 examples:
+  descnet reconstruct photos/ --out sfm                       # describe, match, reconstruct
   descnet describe photos/ --model runs/csa --max-keypoints 8192 --out sfm/features.h5
   descnet pairs sfm/features.h5 --out sfm/pairs.txt
   descnet match --features sfm/features.h5 --pairs sfm/pairs.txt --matcher smnn --ratio 0.8 --out sfm/matches.h5
@@ -23,13 +29,19 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from descnet.cli.common import add_quiet
+    from descnet.cli.common import add_keypoint_arguments, add_match_arguments, add_model_arguments, add_quiet
 
-    parser.add_argument("images", metavar="IMAGES", help="the image folder the features were computed from")
-    parser.add_argument("--features", required=True, metavar="FEATURES.h5", help="features file (descnet's or hloc's)")
-    parser.add_argument("--matches", required=True, metavar="MATCHES.h5", help="matches file (descnet's or hloc's)")
-    parser.add_argument("--pairs", metavar="PAIRS.txt", help="use only these pairs (default: every pair of --matches)")
+    parser.add_argument("images", metavar="IMAGES", help="the image folder (the features were computed from)")
+    parser.add_argument("--features", metavar="FEATURES.h5",
+                        help="features file (descnet's or hloc's); without it and --matches: describe and match IMAGES")
+    parser.add_argument("--matches", metavar="MATCHES.h5", help="matches file (descnet's or hloc's)")
+    parser.add_argument("--pairs", metavar="PAIRS.txt",
+                        help="use only these pairs (default: every pair of --matches, or all pairs of IMAGES)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for database.db, model/, summary.json")
+    group = parser.add_argument_group("from photos (without --features and --matches)")
+    add_model_arguments(group)
+    add_keypoint_arguments(group, max_keypoints=8192, detector="colmap-sift")  # COLMAP's SIFT detection and count
+    add_match_arguments(group, matcher="smnn", ratio=0.8, geometry="fundamental", fixed_geometry=True)  # COLMAP's
     add_sfm_arguments(parser)
     add_quiet(parser)
 
@@ -56,16 +68,36 @@ def sfm_options(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from descnet.cli.common import output_dir
+    from descnet.cli.common import keypoint_options, match_options, output_dir
     from descnet.geometry.colmap import format_table, no_model_reason, reconstruct
     from descnet.features.pairs import read_pairs
 
+    if (args.features is None) != (args.matches is None):
+        raise ValueError("give --features and --matches together, or neither (to describe and match IMAGES)")
     out = output_dir(args.out)
     pairs = read_pairs(args.pairs) if args.pairs else None
-    summary = reconstruct(args.images, args.features, args.matches, out, pairs=pairs, options=sfm_options(args),
-                          label=str(args.features), progress=not args.quiet)
-    print(format_table({args.features: summary}))
-    wrote = [out / "database.db", out / "model", out / "summary.json", out / "summary.md"]
+    if args.features is None:
+        from descnet.features.inference import check_device
+        from descnet.geometry.pipeline import reconstruct_images
+
+        check_device(args.device, "--device")
+        if args.matcher == "mnn":  # the default ratio (COLMAP's 0.8) belongs to the ratio-test matchers
+            args.ratio = None
+        summary = reconstruct_images(args.images, out, model=args.model, pairs=pairs,
+                                     keypoint_options=keypoint_options(args),
+                                     match_options=match_options(args, "fundamental"), options=sfm_options(args),
+                                     device=args.device, progress=not args.quiet)
+        label = args.model
+        print(format_table({label: summary}))
+        print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))
+        out = out / "colmap"
+        features = [out.parent / "features.h5", out.parent / "matches.h5"]
+    else:
+        summary = reconstruct(args.images, args.features, args.matches, out, pairs=pairs, options=sfm_options(args),
+                              label=str(args.features), progress=not args.quiet)
+        print(format_table({args.features: summary}))
+        features = []
+    wrote = features + [out / "database.db", out / "model", out / "summary.json", out / "summary.md"]
     if summary.registered == 0:
         print(f"COLMAP made no model ({summary.verified_pairs} of {summary.pairs} pairs verified): "
               f"{no_model_reason(summary)}")

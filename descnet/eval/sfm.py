@@ -8,8 +8,8 @@ reference row. The table has hloc's columns: registered images, 3D points, obser
 mean reprojection error, and the pairs and matches COLMAP's verification kept; seconds are the whole pipeline's
 (describe + match + COLMAP; for the reference, COLMAP's extraction + matching + mapping).
 
-Defaults follow COLMAP's own SIFT pipeline, so the rows differ by the descriptor only: up to 8192 keypoints per
-image, mutual nearest neighbours passing the ratio test at 0.8 (COLMAP: ratio 0.8 with cross-check).
+Defaults follow COLMAP's own SIFT pipeline, so the rows differ by the descriptor only: COLMAP's SIFT keypoints
+(``colmap-sift``, up to 8192 locations per image), mutual nearest neighbours passing the ratio test at 0.8 (COLMAP: ratio 0.8 with cross-check).
 
 Output folder::
 
@@ -37,7 +37,7 @@ from typing import Any, Mapping, Sequence
 
 from ..geometry.colmap import SfmOptions, SfmSummary, format_table, import_pycolmap, reconstruct, reconstruct_colmap_sift
 from ..features.files import read_features
-from ..features.options import KeypointOptions, MatchOptions
+from ..features.options import COLMAP_KEYPOINTS, COLMAP_MATCHING, KeypointOptions, MatchOptions
 from ..io import check_foreign_files, one_run_per_folder, read_json, result_set, write_json
 from ..features.pairs import check_pairs, exhaustive_pairs
 from ..features.pipeline import describe_to_file, image_sources, match_to_file
@@ -45,10 +45,11 @@ from ..features.pipeline import describe_to_file, image_sources, match_to_file
 __all__ = ["compare_sfm", "COLMAP_LABEL", "folder_name", "SFM_KEYPOINTS", "SFM_MATCHING", "SFM_RESULT_FILES"]
 
 COLMAP_LABEL = "COLMAP SIFT (pycolmap)"
-#: COLMAP's own SIFT pipeline's choices: up to 8192 keypoints per image; mutual nearest neighbours passing the
-#: ratio test at 0.8, checked with a fundamental matrix
-SFM_KEYPOINTS = KeypointOptions(max_keypoints=8192)
-SFM_MATCHING = MatchOptions(matcher="smnn", ratio=0.8, geometry="fundamental")
+#: COLMAP's own SIFT pipeline's choices (:data:`descnet.features.options.COLMAP_KEYPOINTS`, ``COLMAP_MATCHING``): its
+#: SIFT detection (``colmap-sift``: the keypoints COLMAP's extraction finds, up to 8192 locations per image); mutual
+#: nearest neighbours passing the ratio test at 0.8, checked with a fundamental matrix
+SFM_KEYPOINTS = COLMAP_KEYPOINTS
+SFM_MATCHING = COLMAP_MATCHING
 
 
 #: the result files of the comparison (one result set in the output folder)

@@ -13,9 +13,10 @@ on the whole grey image.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import time
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -27,12 +28,13 @@ from ..models.contract import ImageDescriptor, model_label
 from ..models.pretrained import DEFAULT_MODEL
 from ..parallel import ordered_map
 from .files import Features, read_keypoints
+from .colmap_sift import detect_colmap_sift_parallel
 from .inference import describe_patches
 from .keypoints import check_keypoints, detect_keypoints, lafs_from_keypoints
-from .options import KeypointOptions
+from .options import COLMAP_SIFT_DETECTORS, KeypointOptions
 from .patches import extract_patches
 
-__all__ = ["describe", "describe_images", "weights_kind"]
+__all__ = ["describe", "describe_images", "describe_stream", "weights_kind"]
 
 
 def describe(image: np.ndarray | str | os.PathLike, keypoints: Any = None, *,
@@ -76,13 +78,18 @@ class _Located(NamedTuple):
     mr_size: float
 
 
-def _locate(image: Any, keypoints: Any, options: KeypointOptions) -> _Located:
-    """Read the image, then detect or check its keypoints and turn them into LAFs."""
+def _locate(image: Any, keypoints: Any, options: KeypointOptions, processes: int = 0) -> _Located:
+    """Read the image, then detect or check its keypoints and turn them into LAFs. ``processes``: COLMAP's SIFT
+    (which holds the GIL) detects in that many worker processes (:func:`detect_colmap_sift_parallel`)."""
     source = str(image) if isinstance(image, (str, os.PathLike)) else "image"
     pixels = read_image(image) if isinstance(image, (str, os.PathLike)) else image
     gray = to_gray(pixels, source)
-    if keypoints is None:
-        kps, scores = detect_keypoints(gray, options.detector, options.max_keypoints)
+    if keypoints is None and processes > 0 and options.detector in COLMAP_SIFT_DETECTORS:
+        kps, scores = detect_colmap_sift_parallel(pixels, options.max_keypoints,
+                                                  options.detector.endswith("-upright"), processes)
+    elif keypoints is None:
+        # the colour pixels: COLMAP's SIFT makes its own grey (detect_colmap_sift), OpenCV's detectors to_gray's
+        kps, scores = detect_keypoints(pixels, options.detector, options.max_keypoints)
     else:
         where = "keypoints"
         if isinstance(keypoints, (str, os.PathLike)):
@@ -117,7 +124,8 @@ def describe_images(images: Sequence[np.ndarray | str | os.PathLike], keypoints:
     net = resolve_model(model)
     workers = min(len(images), max(1, torch.get_num_threads()))
     t0 = time.perf_counter()
-    located = list(ordered_map(lambda args: _locate(*args, options), zip(images, keypoints), workers))
+    processes = workers if workers > 1 else 0  # one image: no worker process to start
+    located = list(ordered_map(lambda args: _locate(*args, options, processes), zip(images, keypoints), workers))
     t1 = time.perf_counter()
     if isinstance(net, ImageDescriptor):
         descriptors = list(ordered_map(lambda loc: net.describe_image(loc.gray, loc.keypoints), located, workers))
@@ -133,11 +141,46 @@ def describe_images(images: Sequence[np.ndarray | str | os.PathLike], keypoints:
     if timings is not None:
         timings.update(detect=t1 - t0, extract=t2 - t1, describe=t3 - t2)
     label, weights = model_label(net), weights_kind(net)
-    return [Features(keypoints=loc.keypoints, descriptors=np.ascontiguousarray(desc, np.float32), scores=loc.scores,
-                     lafs=loc.lafs[0].numpy().astype(np.float32), image_size=loc.gray.shape,
-                     info={"image": loc.source, "model": label, "weights": weights, "detector": loc.detector,
-                           "mr_size": loc.mr_size})
-            for loc, desc in zip(located, descriptors)]
+    return [_features(loc, desc, label, weights) for loc, desc in zip(located, descriptors)]
+
+
+def _features(loc: _Located, descriptors: np.ndarray, label: str, weights: str) -> Features:
+    return Features(keypoints=loc.keypoints, descriptors=np.ascontiguousarray(descriptors, np.float32),
+                    scores=loc.scores, lafs=loc.lafs[0].numpy().astype(np.float32), image_size=loc.gray.shape,
+                    info={"image": loc.source, "model": label, "weights": weights, "detector": loc.detector,
+                          "mr_size": loc.mr_size})
+
+
+def describe_stream(images: Iterable[np.ndarray | str | os.PathLike], keypoints: Iterable[Any] | None = None, *,
+                    model: str | os.PathLike | nn.Module = DEFAULT_MODEL,
+                    options: KeypointOptions = KeypointOptions(), batch_size: int | None = None,
+                    device: str | torch.device = "cpu") -> Iterator[Features]:
+    """:func:`describe` image after image, as a stream -> one :class:`~descnet.features.files.Features` per image,
+    in order.
+
+    Same arguments as :func:`describe_images` (``keypoints``: one entry per image, or ``None``). While the network
+    describes one image's patches, the next images are read, their keypoints detected and their patches cut on
+    ``torch.get_num_threads()`` threads (COLMAP's SIFT in as many worker processes: it holds the GIL), at most
+    ``2 x threads`` images ahead: every core stays busy, and only those images are in memory at once, so a folder
+    of any size streams. Each image's patches go through the network in one call.
+    """
+    net = resolve_model(model)
+    workers = max(1, torch.get_num_threads())
+    image_model = isinstance(net, ImageDescriptor)
+    patch_size = int(getattr(net, "patch_size", 32))
+    label, weights = model_label(net), weights_kind(net)
+
+    def prepare(args: tuple[Any, Any]) -> tuple[_Located, Any]:
+        loc = _locate(*args, options, workers)
+        return loc, None if image_model else extract_patches(loc.gray, loc.lafs, patch_size)
+
+    pairs = zip(images, keypoints if keypoints is not None else itertools.repeat(None))
+    for loc, patches in ordered_map(prepare, pairs, workers):
+        if image_model:
+            descriptors = net.describe_image(loc.gray, loc.keypoints)
+        else:
+            descriptors = describe_patches(net, patches, batch_size=batch_size, device=device).numpy()
+        yield _features(loc, descriptors, label, weights)
 
 
 def weights_kind(model: str | os.PathLike | nn.Module) -> str:

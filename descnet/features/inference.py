@@ -17,12 +17,15 @@ Backends (``backend=``):
   worker's activations stay in its own core's cache): hardnet-csa 1.2x faster on 2 cores.
 * ``"compile"``: ``torch.compile`` of the fused model with inductor's weight freezing; compiling takes a
   minute on a small CPU, so it is used only when asked for.
-* ``"auto"`` (default, :func:`auto_backend`): ``"onnxruntime"`` on a CPU with AVX-512 in float32 for jobs
-  of at least :data:`ONNX_MIN_PATCHES` patches when ONNX Runtime is installed, ``"fused"`` otherwise. On
-  AVX2-only CPUs the fused PyTorch model is the default: ONNX Runtime's AVX2 kernels made ``hardnet-csa``
-  1.65x the time of ``hardnet`` (a real AVX2 EPYC), PyTorch's AVX2 path 1.34x (AVX2-limited run,
-  ``benchmarks/describe_speed.py``); ONNX Runtime cannot be limited to AVX2 on an AVX-512 machine, so that
-  choice is kept where it was measured.
+* ``"auto"`` (default, :func:`choose_auto_backend`): on the CPU in float32 with ONNX Runtime installed, whichever of
+  ``"fused"`` and ``"onnxruntime"`` is faster *on this machine for this model*: measured on first use (a few
+  batches each, :func:`measure_backends`, about 2-4 s) and remembered in descnet's cache folder per CPU model and
+  kind, thread count, model architecture and torch / ONNX Runtime versions
+  (:mod:`descnet.features.backend_choice`). Jobs under :data:`ONNX_MIN_PATCHES` patches, GPUs, bfloat16, and
+  machines where nothing can be measured (or ``DESCNET_AUTO_BACKEND=rule``) follow the rule :func:`auto_backend`:
+  ONNX Runtime on AVX-512 CPUs, the fused PyTorch model on AVX2-only CPUs (on one real AVX2 EPYC ONNX Runtime was
+  faster, on another ``hardnet-csa`` took 1.65x the time of ``hardnet`` there: which is faster depends on the
+  machine, hence the measurement).
 
 A backend that cannot handle a model (export fails, or its output on a probe batch differs from the
 eager model's by more than 1e-4) falls back to ``"fused"``, then to ``"eager"``, with a warning when the
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import time
 import warnings
 import weakref
 from typing import Any, Callable, Iterable, Iterator
@@ -55,7 +59,8 @@ from ..models.fusion import FusedCSA, fuse_for_inference
 from ..parallel import ordered_map
 from ..precision import cpu_kind
 
-__all__ = ["as_patch_tensor", "describe_patches", "PatchDescriber", "auto_backend", "default_batch_size",
+__all__ = ["as_patch_tensor", "describe_patches", "PatchDescriber", "auto_backend", "choose_auto_backend",
+           "measure_backends", "model_signature", "default_batch_size",
            "onnxruntime_available", "BACKENDS", "PRECISIONS",
            "ONNX_MIN_PATCHES", "check_device"]
 
@@ -147,6 +152,68 @@ def auto_backend(device: str | torch.device = "cpu", precision: str = "float32",
     return "onnxruntime" if cpu_kind().startswith(("AVX512", "AMX")) else "fused"
 
 
+#: :func:`measure_backends`: patches per timed call and timed rounds (round-robin, the best round counts)
+MEASURE_PATCHES = 1024
+MEASURE_ROUNDS = 3
+#: the backends ``auto`` chooses between by measurement
+MEASURED_BACKENDS = ("fused", "onnxruntime")
+
+
+def model_signature(model: nn.Module) -> str:
+    """What a model's speed depends on: its class, architecture (module tree with every layer's shape) and patch
+    size; not its weights. A short digest."""
+    import hashlib
+
+    text = f"{type(model).__module__}.{type(model).__qualname__}|{getattr(model, 'patch_size', 32)}|{model!r}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def measure_backends(model: nn.Module, device: str | torch.device = "cpu", precision: str = "float32",
+                     candidates: tuple[str, ...] = MEASURED_BACKENDS, patches: int = MEASURE_PATCHES,
+                     rounds: int = MEASURE_ROUNDS) -> dict[str, float]:
+    """Seconds each backend of ``candidates`` takes to describe ``patches`` random 8-bit patches with ``model``:
+    the best of ``rounds`` round-robin rounds after a warm-up batch. A backend that cannot take the model (its
+    describer falls back to another) is left out."""
+    describers = {}
+    for name in candidates:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                describer = PatchDescriber(model, device, name, precision)
+        except Exception:  # noqa: BLE001 -- not available here: not a candidate
+            continue
+        if describer.backend == name:
+            describers[name] = describer
+    size = describers[next(iter(describers))].patch_size if describers else 32
+    data = np.random.default_rng(0).integers(0, 256, (patches, size, size), dtype=np.uint8)
+    for describer in describers.values():  # warm-up: first-call allocations, ONNX Runtime's arena
+        describe_patches(describer, data[:describer.batch_size * describer.workers])
+    best = {name: float("inf") for name in describers}
+    for _ in range(rounds):
+        for name, describer in describers.items():
+            start = time.perf_counter()
+            describe_patches(describer, data)
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def choose_auto_backend(model: nn.Module, device: str | torch.device = "cpu", precision: str = "float32") -> str:
+    """The backend ``"auto"`` means for ``model`` here: the fastest of :data:`MEASURED_BACKENDS` by measurement,
+    cached (:mod:`descnet.features.backend_choice`), on the CPU in float32 with ONNX Runtime installed; the rule
+    :func:`auto_backend` otherwise."""
+    from ..runinfo import cpu_model
+    from .backend_choice import backend_key, choose_backend
+
+    rule = auto_backend(device, precision)
+    if torch.device(device).type != "cpu" or precision != "float32" or not onnxruntime_available():
+        return rule
+    import onnxruntime
+
+    key = backend_key(cpu_model(), cpu_kind(), torch.get_num_threads(), model_signature(model),
+                      {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}, precision)
+    return choose_backend(key, MEASURED_BACKENDS, lambda: measure_backends(model, device, precision), rule)
+
+
 def default_batch_size(backend: str, device: str | torch.device = "cpu", attention: bool = False) -> int:
     """Patches per forward pass: 4096 on CUDA; on the CPU 32 for PyTorch, and for ONNX Runtime 128 (16 for
     a model with attention) per worker.
@@ -234,7 +301,7 @@ class PatchDescriber:
         self.descriptor_dim = int(getattr(model, "descriptor_dim", 0)) or None
         requested = backend
         if backend == "auto":
-            backend = auto_backend(self.device, precision)
+            backend = choose_auto_backend(model, self.device, precision)
         reference = _eager_copy(model, self.device)
         chain = {"onnxruntime": ["onnxruntime", "fused", "eager"], "compile": ["compile", "fused", "eager"],
                  "fused": ["fused", "eager"], "eager": ["eager"]}[backend]
@@ -381,7 +448,7 @@ def describe_patches(model: nn.Module | PatchDescriber, patches: Any, batch_size
     else:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if backend == "auto" and auto_backend(device, precision, n) == "fused":
+        if backend == "auto" and n < ONNX_MIN_PATCHES:
             backend = "fused"  # a small job; "auto" stays "auto" otherwise, so a fallback does not warn
         describer = _describer_for(model, device, backend, precision)
     if batch_size is None:

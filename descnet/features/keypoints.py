@@ -1,7 +1,8 @@
 """Keypoints: OpenCV detectors by name, keypoint checks, and the OpenCV keypoint -> kornia LAF convention.
 
 Keypoints come from an OpenCV detector chosen by name (:data:`DETECTORS`: ``sift`` by default, ``orb``
-and, where the OpenCV build has them, ``akaze``, ``kaze``, ``brisk``) or from the caller: an ``(N, 4)``
+and, where the OpenCV build has them, ``akaze``, ``kaze``, ``brisk``), from COLMAP's SIFT detection
+(``colmap-sift``, ``colmap-sift-upright``: :func:`detect_colmap_sift`) or from the caller: an ``(N, 4)``
 array, a list of ``cv2.KeyPoint`` or a keypoint text file, all ``x y size angle`` in OpenCV's convention
 (:mod:`descnet.features.files`). Any other OpenCV detector: pass its ``cv2.KeyPoint`` list and an ``mr_size``.
 
@@ -31,10 +32,13 @@ import torch
 from kornia import feature as KF
 
 from ..data.images import to_gray, to_uint8
-from .options import KeypointOptions
+from .colmap_sift import (COLMAP_SIFT_BACKENDS, COLMAP_SIFT_SETTINGS, detect_colmap_sift,  # noqa: F401 (re-exported)
+                          keypoints_from_colmap)
+from .options import COLMAP_SIFT_DETECTORS, KeypointOptions
 
 __all__ = ["DETECTORS", "detect_keypoints", "check_keypoints", "lafs_from_keypoints",
-           "keypoints_from_opencv"]
+           "keypoints_from_opencv", "detect_colmap_sift", "keypoints_from_colmap", "COLMAP_SIFT_SETTINGS",
+           "COLMAP_SIFT_BACKENDS"]
 
 
 def _detectors() -> dict[str, Callable[[int | None], Any]]:
@@ -68,9 +72,12 @@ def detect_keypoints(image: np.ndarray, detector: str = "sift",
     """Detect keypoints with an OpenCV detector by name -> ``(N, 4)`` keypoints and ``(N,)`` responses.
 
     ``image``: anything :func:`to_gray` takes. The strongest ``max_keypoints`` are kept (all when None),
-    sorted by response, strongest first (stable, so ties keep OpenCV's order).
+    sorted by response, strongest first (stable, so ties keep OpenCV's order). ``colmap-sift`` and
+    ``colmap-sift-upright``: :func:`detect_colmap_sift` (COLMAP's count rule and order).
     """
     key = KeypointOptions(detector, max_keypoints).detector  # checks the name and the count
+    if key in COLMAP_SIFT_DETECTORS:
+        return detect_colmap_sift(image, max_keypoints, upright=key.endswith("-upright"))
     if key not in DETECTORS:
         raise ValueError(f"detector {detector!r}: this OpenCV build does not have it; choose one of: "
                          f"{', '.join(DETECTORS)}")

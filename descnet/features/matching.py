@@ -4,7 +4,8 @@
 >>> v = verify(f1.keypoints[m.indices[:, 0], :2], f2.keypoints[m.indices[:, 1], :2], "homography")
 >>> v.geometry_matrix, v.inliers                    # (3, 3) H or None, (M,) bool
 
-* Matchers (kornia's ``match_mnn``, ``match_snn``, ``match_smnn`` on L2 distances): ``mnn`` mutual nearest
+* Matchers (the decisions of kornia's ``match_mnn``, ``match_snn``, ``match_smnn`` on L2 distances, computed from
+  the two nearest neighbours of each row and column, :func:`nearest_two`, block by block): ``mnn`` mutual nearest
   neighbours; ``snn`` nearest neighbour with Lowe's ratio test (nearest / second-nearest distance
   ``<= ratio``, default 0.8); ``smnn`` mutual nearest neighbours passing the ratio test both ways
   (default 0.95, kornia's).
@@ -26,13 +27,12 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 import torch
-from kornia import feature as KF
 
 from ..models.pretrained import DEFAULT_MODEL
 from .files import PairMatches
 from .options import ESTIMATOR_NAMES, GEOMETRIES, KeypointOptions, MatchOptions
 
-__all__ = ["match", "verify", "match_pair", "draw_matches", "Matches", "Verification", "ESTIMATORS"]
+__all__ = ["match", "nearest_two", "verify", "match_pair", "draw_matches", "Matches", "Verification", "ESTIMATORS"]
 
 #: OpenCV robust estimators by name (:data:`descnet.features.options.ESTIMATOR_NAMES`)
 ESTIMATORS = dict(zip(ESTIMATOR_NAMES, (cv2.USAC_MAGSAC, cv2.USAC_DEFAULT, cv2.USAC_ACCURATE, cv2.USAC_PROSAC,
@@ -75,21 +75,82 @@ def match(desc1: Any, desc2: Any, matcher: str = "mnn", ratio: float | None = No
         raise ValueError(f"descriptor sizes differ: desc1 is {tuple(d1.shape)}, desc2 is {tuple(d2.shape)} "
                          f"(were both described with the same model?)")
     empty = Matches(np.zeros((0, 2), np.int64), np.zeros(0, np.float32))
-    if len(d1) == 0 or len(d2) == 0:
-        return empty
+    n1, n2 = len(d1), len(d2)
+    if n1 == 0 or n2 == 0 or (matcher == "snn" and n2 < 2) or (matcher == "smnn" and min(n1, n2) < 2):
+        return empty  # kornia's rule: no ratio test without a second neighbour
     with torch.inference_mode():
-        dm = torch.cdist(d1, d2)
-        if matcher == "mnn":
-            _, idx = KF.match_mnn(d1, d2, dm)
-        elif matcher == "snn":
-            _, idx = KF.match_snn(d1, d2, th, dm)
-        else:
-            _, idx = KF.match_smnn(d1, d2, th, dm)
+        row_dist, row_idx, col_dist, col_idx = nearest_two(d1, d2, columns=matcher != "snn")
+        rows = torch.arange(n1)
+        nearest = row_idx[:, 0]
+        keep = torch.ones(n1, dtype=torch.bool)
+        if matcher != "snn":  # mutual: desc1[i]'s nearest neighbour has desc1[i] as its own nearest
+            keep &= col_idx[0][nearest] == rows
+        if matcher != "mnn":  # the ratio test, and for smnn also from desc2's side
+            keep &= row_dist[:, 0] / row_dist[:, 1] <= th
+            if matcher == "smnn":
+                keep &= (col_dist[0] / col_dist[1] <= th)[nearest]
+        idx = torch.stack([rows[keep], nearest[keep]], 1)
         if len(idx) == 0:
             return empty
-        idx = idx[torch.argsort(idx[:, 0], stable=True)]  # kornia's mnn orders by desc2 when N1 > N2
-        dist = dm[idx[:, 0], idx[:, 1]]
-    return Matches(idx.cpu().numpy().astype(np.int64), dist.float().cpu().numpy())
+        dist = (d1[idx[:, 0]] - d2[idx[:, 1]]).norm(dim=1)  # exact, not from the expanded squares
+    return Matches(idx.numpy().astype(np.int64), dist.float().numpy())
+
+
+#: rows of desc1 per block of the distance matrix in :func:`nearest_two` (a block of ``1024 x N2`` float32; the
+#: whole ``N1 x N2`` matrix is never held: 8192 x 8192 would be 268 MB)
+BLOCK_ROWS = 1024
+
+
+def nearest_two(desc1: torch.Tensor, desc2: torch.Tensor, columns: bool = True,
+                block_rows: int = BLOCK_ROWS) -> tuple[torch.Tensor, ...]:
+    """The two nearest neighbours of every row and (``columns``) every column of the L2 distance matrix.
+
+    ``desc1`` ``(N1, D)``, ``desc2`` ``(N2, D)`` float32 -> ``row_dist (N1, k2)``, ``row_idx (N1, k2)`` (indices into
+    desc2, nearest first, ``k2 = min(2, N2)``) and ``col_dist (k1, N2)``, ``col_idx (k1, N2)`` (indices into desc1,
+    ``k1 = min(2, N1)``; empty when not ``columns``).
+
+    The candidates come from one matrix product per block of ``block_rows`` rows (BLAS on torch's threads) and two
+    top-2 selections, never the whole ``N1 x N2`` matrix: for descriptors of one length (unit descriptors: every
+    descnet model, RootSIFT) the nearest are the most similar, ``|a - b|^2 = 2 - 2 a.b``, so the selection runs on
+    ``a.b`` directly; otherwise on ``|b|^2 - 2 a.b`` (rows) and ``|a|^2 - 2 a.b`` (columns). The returned distances
+    are computed exactly from the descriptors of the candidates (and the two re-ordered by them).
+    """
+    n1, n2 = len(desc1), len(desc2)
+    k2, k1 = min(2, n2), min(2, n1)
+    sq1, sq2 = (desc1 * desc1).sum(1), (desc2 * desc2).sum(1)
+    norms = torch.cat([sq1, sq2])
+    same_length = bool((norms.max() - norms.min()) <= 1e-5 * norms.max().clamp(min=1e-12))
+    row_idx = torch.empty(n1, k2, dtype=torch.long)
+    col_val = torch.empty(0, n2)
+    col_idx = torch.empty(0, n2, dtype=torch.long)
+    d2t = desc2.t()
+    for start in range(0, n1, block_rows):
+        a = desc1[start:start + block_rows]
+        if same_length:  # largest a.b = nearest
+            block = a @ d2t
+            row_idx[start:start + len(a)] = block.topk(k2, dim=1).indices
+            score = block
+        else:  # smallest |b|^2 - 2 a.b along rows, |a|^2 - 2 a.b along columns
+            block = torch.addmm(sq2.unsqueeze(0), a, d2t, beta=1.0, alpha=-2.0)
+            row_idx[start:start + len(a)] = block.topk(k2, dim=1, largest=False).indices
+            score = block.sub_(sq2.unsqueeze(0)).add_(sq1[start:start + len(a)].unsqueeze(1)).neg_()
+        if columns:
+            values, indices = score.topk(min(2, len(a)), dim=0)
+            both_val = torch.cat([col_val, values])
+            both_idx = torch.cat([col_idx, indices + start])
+            values, order = both_val.topk(min(k1, len(both_val)), dim=0)
+            col_val, col_idx = values, both_idx.gather(0, order)
+    row_dist = (desc1.unsqueeze(1) - desc2[row_idx]).norm(dim=2)
+    col_dist = (desc1[col_idx] - desc2.unsqueeze(0)).norm(dim=2) if columns else col_val
+    if k2 == 2:  # exact distances decide the order of the two candidates
+        swap = row_dist[:, 1] < row_dist[:, 0]
+        row_dist[swap] = row_dist[swap].flip(1)
+        row_idx[swap] = row_idx[swap].flip(1)
+    if columns and k1 == 2:
+        swap = col_dist[1] < col_dist[0]
+        col_dist[:, swap] = col_dist[:, swap].flip(0)
+        col_idx[:, swap] = col_idx[:, swap].flip(0)
+    return row_dist, row_idx, col_dist, col_idx
 
 
 def verify(points1: np.ndarray, points2: np.ndarray, geometry: str = "homography", estimator: str = "magsac",

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DETECTOR_NAMES", "DEFAULT_MR_SIZE", "MATCHERS", "DEFAULT_RATIO", "ESTIMATOR_NAMES", "GEOMETRIES",
+__all__ = ["DETECTOR_NAMES", "DEFAULT_MR_SIZE", "COLMAP_SIFT_DETECTORS", "COLMAP_KEYPOINTS", "COLMAP_MATCHING", "MATCHERS", "DEFAULT_RATIO", "ESTIMATOR_NAMES", "GEOMETRIES",
            "PAIR_MODES", "KeypointOptions", "MatchOptions"]
 
 #: OpenCV detectors descnet knows -> their default LAF scale per unit of ``KeyPoint.size`` (``mr_size``);
@@ -22,8 +22,13 @@ __all__ = ["DETECTOR_NAMES", "DEFAULT_MR_SIZE", "MATCHERS", "DEFAULT_RATIO", "ES
 #: SIFT: 6 x size (kornia's DoGHardNet frames): of 2, 3, 4, 6, 8, TFeat's correct matches at 3 px with 6 were
 #: within 2% of the best on graf 1-2, 1-3, boat 1-3 and v_churchill 1-3. ORB: its size is its 31 px patch at
 #: the detection level, 0.5 x size is that patch (0.3 .. 1 tried). AKAZE, KAZE, BRISK: not measured.
-DEFAULT_MR_SIZE = {"sift": 6.0, "orb": 0.5, "akaze": 3.0, "kaze": 3.0, "brisk": 1.0}
+#: ``colmap-sift`` (and ``colmap-sift-upright``): COLMAP's SIFT detection (:mod:`descnet.features.keypoints`), its
+#: keypoints in OpenCV's size convention, so SIFT's 6 applies.
+DEFAULT_MR_SIZE = {"sift": 6.0, "orb": 0.5, "akaze": 3.0, "kaze": 3.0, "brisk": 1.0, "colmap-sift": 6.0,
+                   "colmap-sift-upright": 6.0}
 DETECTOR_NAMES = tuple(DEFAULT_MR_SIZE)
+#: the detectors that follow COLMAP's SIFT extraction (pycolmap's where installed, else OpenCV with its settings)
+COLMAP_SIFT_DETECTORS = ("colmap-sift", "colmap-sift-upright")
 #: descriptor matchers (:func:`descnet.features.matching.match`) and their default ratio-test thresholds
 MATCHERS = ("mnn", "snn", "smnn")
 DEFAULT_RATIO = {"snn": 0.8, "smnn": 0.95}
@@ -49,7 +54,9 @@ class KeypointOptions:
 
     Attributes:
         detector: one of :data:`DETECTOR_NAMES` (case-insensitive; whether this OpenCV build has it is
-            checked when detecting, :data:`descnet.features.keypoints.DETECTORS`).
+            checked when detecting, :data:`descnet.features.keypoints.DETECTORS`). ``colmap-sift``: COLMAP's
+            SIFT detection (:func:`descnet.features.keypoints.detect_colmap_sift`), ``colmap-sift-upright``
+            the same without orientations.
         max_keypoints: keep the strongest detections (``None``: all); ignored for keypoints given by the caller.
         mr_size: LAF half-side per unit of OpenCV's ``KeyPoint.size``; ``None``: the detector's default
             (:data:`DEFAULT_MR_SIZE`: 6 for SIFT; :mod:`descnet.features.keypoints` explains the convention).
@@ -124,3 +131,10 @@ class MatchOptions:
         threshold``, :data:`descnet.features.files.MATCH_SETTINGS`)."""
         return {"matcher": self.matcher, "ratio": self.ratio_or_default, "geometry": self.geometry,
                 "estimator": self.estimator, "threshold": self.threshold_or_default}
+
+
+#: COLMAP's own SIFT pipeline's choices, the defaults of ``descnet reconstruct`` from images and ``eval sfm``: its SIFT
+#: detection (``colmap-sift``, up to 8192 locations per image)
+COLMAP_KEYPOINTS = KeypointOptions("colmap-sift", max_keypoints=8192)
+#: ... and its matching: mutual nearest neighbours passing the ratio test at 0.8, a fundamental matrix
+COLMAP_MATCHING = MatchOptions(matcher="smnn", ratio=0.8, geometry="fundamental")

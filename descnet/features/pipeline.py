@@ -111,14 +111,15 @@ def describe_to_file(images: Mapping[str, str | os.PathLike], out: str | os.Path
         log: called with one line per image (file, keypoints, descriptor size, group); ``None``: silent. With a
             progress bar pass ``tqdm.write`` so the lines go above it.
 
-    Images are read, detected and cut ``2 x threads`` at a time and described in one network pass each; the file
-    is replaced when all are done, or when the run stops early (error, Ctrl-C) with the images finished so far.
+    Images stream through :func:`descnet.features.description.describe_stream`: the next images are read, detected
+    and cut on all cores while the network describes one, which is added to the file as soon as it is described;
+    the file is replaced when all are done, or when the run stops early (error, Ctrl-C) with the images finished
+    so far.
     """
-    import torch
     from tqdm.auto import tqdm
 
     from ..models import resolve_model
-    from .description import describe_images
+    from .description import describe_stream
 
     start = time.perf_counter()
     keypoints = dict(keypoints or {})
@@ -134,24 +135,21 @@ def describe_to_file(images: Mapping[str, str | os.PathLike], out: str | os.Path
             (skipped if name in add else todo).append(name)
         for name in skipped:
             _check_same_image(out, name, add.info(name).get("image_sha256"), images[name])
-        per_call = 2 * max(1, torch.get_num_threads())  # one image per thread and step, one network pass
         with tqdm(total=len(todo), desc="describe", unit="image", disable=not progress or not todo) as bar:
-            for first in range(0, len(todo), per_call):
-                part = todo[first:first + per_call]
-                feats = describe_images([images[n] for n in part], [keypoints.get(n) for n in part], model=net,
-                                        options=options, device=device)
-                for name, f in zip(part, feats):
-                    f = replace(f, info={**f.info, "image_sha256": file_digest(images[name])})
-                    add(name, f)
-                    described.append(name)
-                    count += len(f)
-                    if len(f) == 0:
-                        empty.append(name)
-                    if log is not None:
-                        note = ("no keypoints (stored empty)" if len(f) == 0
-                                else f"{len(f)} keypoints, {f.descriptors.shape[1]}-D descriptors")
-                        log(f"{images[name]}: {note} -> /{name}")
-                bar.update(len(part))
+            stream = describe_stream([images[n] for n in todo], [keypoints.get(n) for n in todo], model=net,
+                                     options=options, device=device)
+            for name, f in zip(todo, stream):
+                f = replace(f, info={**f.info, "image_sha256": file_digest(images[name])})
+                add(name, f)
+                described.append(name)
+                count += len(f)
+                if len(f) == 0:
+                    empty.append(name)
+                if log is not None:
+                    note = ("no keypoints (stored empty)" if len(f) == 0
+                            else f"{len(f)} keypoints, {f.descriptors.shape[1]}-D descriptors")
+                    log(f"{images[name]}: {note} -> /{name}")
+                bar.update(1)
     elsewhere = []
     if skipped:
         stored = read_feature_info(out, skipped)

@@ -3,6 +3,7 @@
 One module per idea::
 
     colmap      structure from motion through pycolmap: features + matches files -> a sparse 3D model
+    pipeline    photos -> describe, match, reconstruct in one call (``reconstruct_images``)
 
 Names load on first use (PEP 562), so importing the package loads neither pycolmap nor OpenCV.
 """
@@ -12,7 +13,7 @@ from ..lazy import lazy_attributes
 
 _LAZY = {
     "SfmOptions": ".colmap", "SfmSummary": ".colmap", "reconstruct": ".colmap",
-    "reconstruct_colmap_sift": ".colmap", "import_pycolmap": ".colmap",
+    "reconstruct_colmap_sift": ".colmap", "import_pycolmap": ".colmap", "reconstruct_images": ".pipeline",
 }
 __all__ = sorted(_LAZY)
 

@@ -227,6 +227,7 @@ def create_database(database: str | os.PathLike, image_dir: str | os.PathLike, f
         pycolmap.import_images(database, image_dir, getattr(pycolmap.CameraMode, CAMERA_MODES[camera_mode]),
                                image_names=names)
         with pycolmap.Database.open(database) as db:
+            transaction = pycolmap.DatabaseTransaction(db)  # every write below in one transaction (one commit)
             ids = {image.name: image for image in db.read_all_images()}
             for name in names:
                 if name not in ids:
@@ -244,6 +245,7 @@ def create_database(database: str | os.PathLike, image_dir: str | os.PathLike, f
                 db.write_matches(ids[name0].image_id, ids[name1].image_id, np.ascontiguousarray(m, np.uint32))
                 total += len(m)
                 merged += len(pm.matches) - len(m)
+            del transaction  # commits
     return {"images": names, "pairs": pairs, "matches": total, "merged": merged}
 
 
