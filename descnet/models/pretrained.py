@@ -124,10 +124,12 @@ _ENTRIES = [
     _hardnet("hardnet-liberty-aug", "train_liberty_with_aug/checkpoint_liberty_with_aug.pth",
              _BROWN.format("liberty") + ", flip/rot90 augmentation", "HardNet trained on liberty + aug (published; "
              "kornia's default)"),
-    _hardnet("hardnet-notredame", "train_notredame/checkpoint_notredame_no_aug.pth", _BROWN.format("notredame"),
-             "HardNet trained on notredame (published)"),
-    _hardnet("hardnet-yosemite", "train_yosemite/checkpoint_yosemite_no_aug.pth", _BROWN.format("yosemite"),
-             "HardNet trained on yosemite (published)"),
+    # notredame and yosemite: the authors' master holds only the flip/rot90-augmented files (the no-aug ones
+    # were removed in 2018, DagnyT/hardnet b606d53; the aug ones re-added in 2020, 644b36e)
+    _hardnet("hardnet-notredame-aug", "train_notredame_with_aug/checkpoint_notredame_with_aug.pth",
+             _BROWN.format("notredame") + ", flip/rot90 augmentation", "HardNet trained on notredame + aug (published)"),
+    _hardnet("hardnet-yosemite-aug", "train_yosemite_with_aug/checkpoint_yosemite_with_aug.pth",
+             _BROWN.format("yosemite") + ", flip/rot90 augmentation", "HardNet trained on yosemite + aug (published)"),
     _hardnet("hardnet++", "pretrained_all_datasets/HardNet++.pth",
              "Brown liberty + notredame + yosemite and HPatches (all)", "HardNet++ (published; all datasets)"),
     PretrainedWeights("hardnet8", "hardnet8", "hardnet8v2.pt", "HardNet8 (kornia's hosted weights)",
