@@ -20,6 +20,7 @@ _LAZY = {
     **dict.fromkeys(("SynthOptions", "synthetic_sequence", "write_synthetic_sequences"), "descnet.data.synth"),
     **dict.fromkeys(("PatchifyOptions", "PatchDatasetOptions", "BrownOptions", "Jitter", "sequence_patches",
                      "write_patch_dataset"), "descnet.data.patchify"),
+    **dict.fromkeys(("PointPatchOptions", "write_point_patch_dataset"), "descnet.data.point_patches"),
 }
 
 __all__ = sorted(_LAZY)
