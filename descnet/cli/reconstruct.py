@@ -14,7 +14,7 @@ exactly (--threads N: faster on large scenes, not repeatable).
 examples:
   descnet describe photos/ --model runs/csa --max-keypoints 8192 --out sfm/features.h5
   descnet pairs sfm/features.h5 --out sfm/pairs.txt
-  descnet match --features sfm/features.h5 --pairs sfm/pairs.txt --matcher smnn --ratio 0.8 --out sfm/matches.h5
+  descnet match --features sfm/features.h5 --pairs sfm/pairs.txt --out sfm/matches.h5   # the model's own matcher
   descnet reconstruct photos/ --features sfm/features.h5 --matches sfm/matches.h5 --out sfm/colmap
 """
 from __future__ import annotations

@@ -8,8 +8,11 @@ reference row. The table has hloc's columns: registered images, 3D points, obser
 mean reprojection error, and the pairs and matches COLMAP's verification kept; seconds are the whole pipeline's
 (describe + match + COLMAP; for the reference, COLMAP's extraction + matching + mapping).
 
-Defaults follow COLMAP's own SIFT pipeline, so the rows differ by the descriptor only: up to 8192 keypoints per
-image, mutual nearest neighbours passing the ratio test at 0.8 (COLMAP: ratio 0.8 with cross-check).
+Defaults follow COLMAP's own SIFT pipeline: up to 8192 keypoints per image; each descriptor is matched with its
+own recommended matcher (:func:`descnet.features.options.recommended_match_options`: descnet's weights carry
+one chosen on their training data; OpenCV SIFT and RootSIFT get COLMAP's mutual nearest neighbours passing
+the ratio test at 0.8, which is also the setting of models without a recommendation); ``matcher``/``ratio``
+given apply to every row. ``sfm.json`` records each row's setting and where it came from (``matching``).
 
 Output folder::
 
@@ -29,18 +32,27 @@ from typing import Any, Mapping, Sequence
 
 from ..geometry.colmap import SfmOptions, SfmSummary, format_table, import_pycolmap, reconstruct, reconstruct_colmap_sift
 from ..features.files import read_features
-from ..features.options import KeypointOptions, MatchOptions
+from ..features.options import KeypointOptions, MatchOptions, recommended_match_options
 from ..io import atomic_path, write_json
 from ..features.pairs import check_pairs, exhaustive_pairs
 from ..features.pipeline import describe_to_file, image_sources, match_to_file
 
-__all__ = ["compare_sfm", "COLMAP_LABEL", "folder_name", "SFM_KEYPOINTS", "SFM_MATCHING"]
+__all__ = ["compare_sfm", "COLMAP_LABEL", "folder_name", "SFM_KEYPOINTS", "SFM_MATCHING", "matching_note"]
 
 COLMAP_LABEL = "COLMAP SIFT (pycolmap)"
 #: COLMAP's own SIFT pipeline's choices: up to 8192 keypoints per image; mutual nearest neighbours passing the
 #: ratio test at 0.8, checked with a fundamental matrix
 SFM_KEYPOINTS = KeypointOptions(max_keypoints=8192)
 SFM_MATCHING = MatchOptions(matcher="smnn", ratio=0.8, geometry="fundamental")
+
+
+def matching_note(matching: Mapping[str, Mapping[str, Any]]) -> str:
+    """One line per row: the matcher it used and where that came from (``sfm.json``'s ``settings.matching``)."""
+    lines = []
+    for label, m in matching.items():
+        ratio = f" {m['ratio']:g}" if m.get("ratio") is not None else ""
+        lines.append(f"- {label}: {m['matcher']}{ratio} ({m['origin']})")
+    return "Matching:\n" + "\n".join(lines)
 
 
 def folder_name(label: str) -> str:
@@ -51,7 +63,8 @@ def folder_name(label: str) -> str:
 def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: str | os.PathLike, *,
                 image_list: str | os.PathLike | None = None, pairs: Sequence[tuple[str, str]] | None = None,
                 colmap_sift: bool = True, keypoint_options: KeypointOptions = SFM_KEYPOINTS,
-                match_options: MatchOptions = SFM_MATCHING, options: SfmOptions = SfmOptions(), device: str = "cpu",
+                match_options: MatchOptions = SFM_MATCHING, matcher: str | None = None, ratio: float | None = None,
+                options: SfmOptions = SfmOptions(), device: str = "cpu",
                 progress: bool = False) -> dict[str, SfmSummary]:
     """Reconstruct ``image_dir`` with every descriptor of ``{label: model SPEC}`` -> ``{label: SfmSummary}``.
 
@@ -63,8 +76,9 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
         colmap_sift: add COLMAP's own pipeline as the reference row (:data:`COLMAP_LABEL`).
         keypoint_options: the keypoints, detected once (:func:`descnet.features.pipeline.describe_to_file`);
             ``max_keypoints`` is also COLMAP's SIFT count.
-        match_options: the matcher and the geometric check of the matches files
-            (:func:`descnet.features.pipeline.match_to_file`; COLMAP verifies again when it imports them).
+        match_options: the geometric check of the matches files (:func:`descnet.features.pipeline.match_to_file`;
+            COLMAP verifies again when it imports them) and the matcher of models without a recommendation.
+        matcher, ratio: the matcher for every row (``None``: each model's recommended one; module docstring).
         options: COLMAP settings (:class:`descnet.geometry.colmap.SfmOptions`).
 
     Writes ``OUT/sfm.json`` and ``OUT/sfm.md`` after all rows are done.
@@ -83,6 +97,8 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
     pairs = check_pairs(exhaustive_pairs(names) if pairs is None else pairs, names, "pairs")
     kp, mo = keypoint_options, match_options
     rows: dict[str, SfmSummary] = {}
+    matching = {label: recommended_match_options(spec, matcher, ratio, default=match_options)
+                for label, spec in models.items()}  # checked before any work
     keypoints = None
     for (label, spec), folder in zip(models.items(), folders):
         where = out / folder
@@ -90,7 +106,7 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
                                      options=keypoint_options, device=device, progress=progress)
         if keypoints is None:  # the first descriptor's keypoints are every descriptor's keypoints
             keypoints = {name: f.keypoints for name, f in read_features(where / "features.h5", names).items()}
-        matched = match_to_file(where / "features.h5", pairs, where / "matches.h5", options=match_options,
+        matched = match_to_file(where / "features.h5", pairs, where / "matches.h5", options=matching[label][0],
                                 progress=progress)
         summary = reconstruct(image_dir, where / "features.h5", where / "matches.h5", where / "colmap",
                               pairs=pairs, options=options, label=label, progress=progress)
@@ -106,12 +122,13 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
                                                      progress=progress)
     settings = {"images": str(image_dir), "image_names": names, "pairs": len(pairs), "models": dict(models),
                 "detector": kp.detector, "max_keypoints": kp.max_keypoints, "mr_size": kp.mr_size,
-                "matcher": mo.matcher, "ratio": mo.ratio, "geometry": mo.geometry, "estimator": mo.estimator,
-                "threshold": mo.threshold, "colmap": options.__dict__, "colmap_sift": colmap_sift}
+                "matcher": matcher, "ratio": ratio, "geometry": mo.geometry, "estimator": mo.estimator,
+                "threshold": mo.threshold, "colmap": options.__dict__, "colmap_sift": colmap_sift,
+                "matching": {label: {**m.settings(), "origin": origin} for label, (m, origin) in matching.items()}}
     write_json(out / "sfm.json", {
         "evaluation": "sfm", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "environment": environment_info(device), "settings": settings,
         "rows": {label: summary.to_dict() for label, summary in rows.items()}})
     with atomic_path(out / "sfm.md") as tmp:
-        tmp.write_text(format_table(rows) + "\n")
+        tmp.write_text(format_table(rows) + "\n\n" + matching_note(settings["matching"]) + "\n")
     return rows

@@ -19,7 +19,8 @@ from __future__ import annotations
 from ..lazy import lazy_attributes
 
 _LAZY = {
-    "KeypointOptions": ".options", "MatchOptions": ".options",
+    "KeypointOptions": ".options", "MatchOptions": ".options", "recommended_match_options": ".options",
+    "recommended_matcher": ".options",
     "describe": ".description", "describe_images": ".description",
     "detect_keypoints": ".keypoints", "lafs_from_keypoints": ".keypoints", "DETECTORS": ".keypoints",
     "extract_patches": ".patches",
