@@ -198,3 +198,18 @@ def test_bad_input_is_one_clear_line(scene, tmp_path, capsys):
                  str(other), "--out", str(tmp_path / "c")]) == 2
     assert "not the features the reconstruction was made from" in capsys.readouterr().err
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
+
+
+def test_point_sequences_group_six_images_and_use_each_point_once():
+    from descnet.data.point_patches import point_sequences
+
+    # points 0..29 seen by images 0..5; points 30..49 by images 1..6; point 50 by images 0 and 1 only
+    obs = [(p, i) for p in range(30) for i in range(6)] + [(p, i) for p in range(30, 50) for i in range(1, 7)] + \
+        [(50, 0), (50, 1)]
+    point_id, image = (np.array(c) for c in zip(*sorted(obs)))
+    groups = point_sequences(point_id, image, min_rows=10)
+    assert len(groups) == 2
+    (images_a, points_a), (images_b, points_b) = groups
+    assert sorted(images_a) == [0, 1, 2, 3, 4, 5] and points_a.tolist() == list(range(30))
+    assert sorted(images_b) == [1, 2, 3, 4, 5, 6] and points_b.tolist() == list(range(30, 50))
+    assert point_sequences(point_id, image, min_rows=31) == []

@@ -121,10 +121,12 @@ def cut_patches(image_files: Sequence[str | os.PathLike], image: np.ndarray, xy:
     frames = np.zeros((m, 3, 3))
     for i in np.unique(image).tolist():
         rows = np.flatnonzero(image == i)
-        pyramids = {} if pyramids is None else pyramids
-        if i not in pyramids:
-            pyramids[i] = Pyramid(_grey(Path(image_files[i])))
-        pyramid = pyramids[i]
+        if pyramids is None:  # one image in memory at a time
+            pyramid = Pyramid(_grey(Path(image_files[i])))
+        else:
+            if i not in pyramids:
+                pyramids[i] = Pyramid(_grey(Path(image_files[i])))
+            pyramid = pyramids[i]
         a = np.asarray(angle, np.float64)[rows].copy()
         unknown = ~np.isfinite(a)
         if unknown.any():

@@ -13,7 +13,7 @@ A SPEC is one of:
 * a descnet checkpoint file (it records the model name and options);
 * a descnet run directory (``best.pt`` is used, else ``last.pt``: :func:`descnet.runinfo.run_checkpoint`).
 
-Every model returned carries ``descnet_spec`` (the SPEC), ``descnet_trained`` (False only for ``:random``)
+Every model returned carries ``descnet_spec`` (the SPEC), ``descnet_trained`` (False only for ``:random``),
 ``descnet_resize`` (its input convention, see :data:`descnet.features.inference.RESIZE_METHODS`) and
 ``descnet_matching`` (its recommended matcher or ``None``: :func:`descnet.features.options.recommended_matcher`).
 """
