@@ -1,4 +1,5 @@
-"""Build HPatches-style patch sets (hpatches-release layout, optionally Brown) from image sequences.
+"""Build HPatches-style patch sets (hpatches-release layout, optionally Brown) from image sequences, or Brown +
+HPatches-style sets from the 3D points of a COLMAP reconstruction (--reconstruction).
 
 Regions are detected in image 1 (DoG by default; Hessian and Harris on request), sized 5x the detected
 scale sigma (--mr-size 2.5: half-side 2.5 x the keypoint size 2 sigma, the unit of describe/match), given one
