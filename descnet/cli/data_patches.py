@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-track-length", type=int, default=3, metavar="N",
                         help="--reconstruction: keep points with at least N observations after that (default: 3)")
     parser.add_argument("--min-view-angle", type=float, default=2.0, metavar="DEG",
-                        help="--reconstruction: keep points whose viewing rays spread at least DEG degrees (default: 2)")
+                        help="--reconstruction: keep points whose viewing rays spread at least DEG degrees "
+                             "(default: 2)")
     parser.add_argument("--fixed-half-side", type=float, default=16.0, metavar="PX",
                         help="--reconstruction without keypoint sizes: patch half-side at the point's median depth "
                              "(default: 16)")
@@ -116,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-points must be >= 0 (0 = all), got {args.max_points}")
     if args.mr_size is not None and args.mr_size <= 0:
         raise ValueError(f"--mr-size must be positive, got {args.mr_size}")
-    brown = BrownOptions(args.brown, _names(args.brown_types), 4 if args.brown_per_point is None else args.brown_per_point,
+    per_point = 4 if args.brown_per_point is None else args.brown_per_point
+    brown = BrownOptions(args.brown, _names(args.brown_types), per_point,
                          args.brown_pairs) if args.brown is not None else None
     options = PatchDatasetOptions(
         PatchifyOptions(detectors=_names(args.detectors), max_points=args.max_points or None,

@@ -212,7 +212,8 @@ def write_point_patch_dataset(out: str | os.PathLike, image_files: Sequence[str 
     out = check_output_folder(out, MARKER, overwrite)
     rng = np.random.default_rng([options.seed, 0x3D])
     summary: dict[str, Any] = {"descnet": "patchify", "source": "points", **dict(info or {}),
-                               "options": {**asdict(options), "jitter": {k: asdict(v) for k, v in options.jitter.items()}},
+                               "options": {**asdict(options),
+                                           "jitter": {k: asdict(v) for k, v in options.jitter.items()}},
                                "images_used": [str(p) for p in image_files]}
     with result_set(out, overwrite=True, earlier=_earlier_output(out)) as staged:
         tmp = staged.dir

@@ -102,7 +102,8 @@ class Scene3DOptions:
 @dataclass
 class Surface:
     """A textured rectangle: ``corner`` (3,), edges ``u``, ``v`` (3,) in world units, ``texture`` uint8 (h, w, 3);
-    texture pixel (a, b) (column, row; centres at integers) sits at ``corner + (a + 0.5) / w * u + (b + 0.5) / h * v``."""
+    texture pixel (a, b) (column, row; centres at integers) sits at
+    ``corner + (a + 0.5) / w * u + (b + 0.5) / h * v``."""
 
     corner: np.ndarray
     u: np.ndarray

@@ -113,7 +113,8 @@ def recommend_matcher(sequences: Iterable[Any], model: Any, keypoint_options: Ke
     if not pairs_model:
         raise ValueError("no image pairs to choose a matcher on")
     sift_curve = matcher_curve(pairs_sift, matcher_candidates())
-    lowe = next(r for r in sift_curve if r["matcher"] == LOWE_MATCHING["matcher"] and r["ratio"] == LOWE_MATCHING["ratio"])
+    lowe = next(r for r in sift_curve
+                if r["matcher"] == LOWE_MATCHING["matcher"] and r["ratio"] == LOWE_MATCHING["ratio"])
     curve = matcher_curve(pairs_model, matcher_candidates())
     chosen = choose_matcher(curve)
     return {"matcher": chosen["matcher"], "ratio": chosen["ratio"], "rule": CHOICE_RULE,
