@@ -100,7 +100,8 @@ def described(tmp_path):
     assert main(["describe", str(root), "--model", "opencv-rootsift", "--max-keypoints", "400", "--out", str(feats),
                  "--quiet"]) == 0
     assert main(["pairs", str(feats), "--out", str(pairs)]) == 0
-    assert main(["match", "--features", str(feats), "--pairs", str(pairs), "--out", str(matches), "--quiet"]) == 0
+    assert main(["match", "--features", str(feats), "--pairs", str(pairs), "--matcher", "mnn", "--out", str(matches),
+                 "--quiet"]) == 0  # hloc's mutual NN (RootSIFT would get Lowe's ratio test by default)
     return root, feats, pairs, matches
 
 

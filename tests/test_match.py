@@ -293,7 +293,7 @@ def test_cli_match_bad_input_fails_cleanly_and_keeps_old_results(tmp_path, capsy
         (tmp_path / "k.txt").write_text("10 10 3 0\n" + ("10 10 3\n" if case == "columns" else "999 10 3 0\n"))
         args += ["--keypoints1", str(tmp_path / "k.txt")]
     elif case == "ratio":
-        args += ["--ratio", "0.8"]
+        args += ["--matcher", "mnn", "--ratio", "0.8"]  # a ratio alone goes with the recommended matcher
     elif case == "model":
         args[4] = "nonsense"
     assert main(args) == 2

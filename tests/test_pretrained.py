@@ -24,7 +24,7 @@ from tests.conftest import shared_file
 
 def test_zoo_lists_the_published_families_with_provenance():
     names = set(PRETRAINED)
-    assert {"hardnet-liberty", "hardnet-liberty-aug", "hardnet-notredame", "hardnet-yosemite", "hardnet++",
+    assert {"hardnet-liberty", "hardnet-liberty-aug", "hardnet-notredame-aug", "hardnet-yosemite-aug", "hardnet++",
             "sosnet-liberty", "sosnet-hpatches-a", "hynet-liberty", "hynet-notredame", "hynet-yosemite",
             "tfeat-liberty", "tfeat-notredame", "tfeat-yosemite", "hardtfeat", "hardnet8"} <= names
     for entry in PRETRAINED.values():
@@ -217,3 +217,50 @@ def test_the_default_model_is_used_when_none_is_given(shared_data):
     image = shared_file(shared_data, "oxford-affine/graf/img1.png")
     features = descnet.describe(image, options=descnet.KeypointOptions(max_keypoints=50))
     assert features.info["model"] == DEFAULT_MODEL and features.descriptors.shape == (50, 128)
+
+
+#: Where each published file is in its authors' repository: (repository, branch, path). Checked against the
+#: repositories' trees (DagnyT/hardnet master 35bc1d7, yuruntian/SOSNet master 7ae3730, ducha-aiki/Key.Net-Pytorch
+#: main 74fe0a7 (kornia's HyNet source), vbalnt/tfeat master 9434ffa, ducha-aiki/affnet master da7cf51; HardTFeat's
+#: size 2,401,008 bytes is the tree's). DagnyT/hardnet's master has no no-aug notredame/yosemite files (removed in
+#: b606d53, 2018): only the augmented ones.
+PUBLISHED_FILES = {
+    "hardnet-liberty": ("DagnyT/hardnet", "master", "pretrained/train_liberty/checkpoint_liberty_no_aug.pth"),
+    "hardnet-liberty-aug": ("DagnyT/hardnet", "master",
+                            "pretrained/train_liberty_with_aug/checkpoint_liberty_with_aug.pth"),
+    "hardnet-notredame-aug": ("DagnyT/hardnet", "master",
+                              "pretrained/train_notredame_with_aug/checkpoint_notredame_with_aug.pth"),
+    "hardnet-yosemite-aug": ("DagnyT/hardnet", "master",
+                             "pretrained/train_yosemite_with_aug/checkpoint_yosemite_with_aug.pth"),
+    "hardnet++": ("DagnyT/hardnet", "master", "pretrained/pretrained_all_datasets/HardNet++.pth"),
+    "sosnet-liberty": ("yuruntian/SOSNet", "master", "sosnet-weights/sosnet_32x32_liberty.pth"),
+    "sosnet-hpatches-a": ("yuruntian/SOSNet", "master", "sosnet-weights/sosnet_32x32_hpatches_a.pth"),
+    "hynet-liberty": ("ducha-aiki/Key.Net-Pytorch", "main", "model/HyNet/weights/HyNet_LIB.pth"),
+    "hynet-notredame": ("ducha-aiki/Key.Net-Pytorch", "main", "model/HyNet/weights/HyNet_ND.pth"),
+    "hynet-yosemite": ("ducha-aiki/Key.Net-Pytorch", "main", "model/HyNet/weights/HyNet_YOS.pth"),
+    "tfeat-liberty": ("vbalnt/tfeat", "master", "pretrained-models/tfeat-liberty.params"),
+    "tfeat-notredame": ("vbalnt/tfeat", "master", "pretrained-models/tfeat-notredame.params"),
+    "tfeat-yosemite": ("vbalnt/tfeat", "master", "pretrained-models/tfeat-yosemite.params"),
+    "hardtfeat": ("ducha-aiki/affnet", "master", "HardTFeat.pth"),
+}
+#: Entries hosted outside GitHub: the URL kornia itself downloads them from (``kornia.feature.hardnet.urls``).
+KORNIA_HOSTED = {"hardnet8": "hardnet8v2"}
+
+
+def test_every_published_url_is_the_file_in_the_authors_repository():
+    published = {e.name for e in PRETRAINED.values() if not e.shipped}
+    assert published == set(PUBLISHED_FILES) | set(KORNIA_HOSTED), "list a new published entry above"
+    for name, (repo, branch, path) in PUBLISHED_FILES.items():
+        entry = PRETRAINED[name]
+        assert entry.urls[0] == f"https://github.com/{repo}/raw/{branch}/{path}", name
+        assert entry.file == path.rsplit("/", 1)[-1], name
+    assert PRETRAINED["hardtfeat"].size == 2401008
+
+
+def test_kornia_hosted_entries_use_kornias_url():
+    from kornia.feature import hardnet as kornia_hardnet
+
+    for name, key in KORNIA_HOSTED.items():
+        known = kornia_hardnet.urls[key]
+        known = [known] if isinstance(known, str) else list(known)
+        assert PRETRAINED[name].urls[0] in known, name

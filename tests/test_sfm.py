@@ -202,7 +202,11 @@ def test_eval_sfm_compares_descriptors_on_the_same_keypoints(box, tmp_path, caps
     labels = ["SIFT (OpenCV)", "RootSIFT (OpenCV)", "COLMAP SIFT (pycolmap)"]
     assert [line.split(" | ")[0].strip("| ") for line in printed.splitlines()[2:5]] == labels
     payload = json.loads((out / "sfm.json").read_text())
-    assert list(payload["rows"]) == labels and payload["settings"]["matcher"] == "smnn"
+    assert list(payload["rows"]) == labels and payload["settings"]["matcher"] is None  # not given: per model
+    for label in labels[:2]:  # OpenCV SIFT and RootSIFT: Lowe's ratio test as COLMAP applies it
+        matching = payload["settings"]["matching"][label]
+        assert (matching["matcher"], matching["ratio"]) == ("smnn", 0.8) and "Lowe" in matching["origin"]
+    assert "- RootSIFT (OpenCV): smnn 0.8 (Lowe's ratio test" in printed
     assert all(row["registered"] == 5 for row in payload["rows"].values())
     sift = read_features(out / "SIFT-OpenCV" / "features.h5")
     root_sift = read_features(out / "RootSIFT-OpenCV" / "features.h5")
@@ -331,7 +335,7 @@ def test_reconstruct_killed_at_every_rename_leaves_the_old_or_the_new_set(box, t
 def _sfm_state(out) -> list[str]:
     """The rows of a consistent eval sfm folder: sfm.json and sfm.md agree, each row's colmap/ is complete."""
     payload = json.loads((out / "sfm.json").read_text())
-    table = (out / "sfm.md").read_text()
+    table = (out / "sfm.md").read_text().split("\n\n")[0]  # the table; the rows' matchers follow it
     rows = list(payload["rows"])
     assert [line.split(" | ")[0].strip("| ") for line in table.splitlines()[2:]] == rows
     for label in rows:

@@ -3,6 +3,8 @@
 
     python tools/ship_weights.py pack RUN NAME      # RUN/last.pt -> descnet/weights/NAME.pt (float16)
     python tools/ship_weights.py card RUN NAME EVAL # descnet/weights/NAME.md from RUN and EVAL's results
+    python tools/ship_weights.py matcher NAME ROOT...  # choose NAME's recommended matcher on its training
+                                                      # sequences under ROOT... (held-out scenes refused)
 
 ``pack`` exports the *last* checkpoint (never one chosen on held-out data) with the training provenance
 (config, step, code version, machine, training time) and the descriptor of a fixed probe input, which the
@@ -10,6 +12,10 @@ tests compare against. ``card`` reads the run (config, environment.json, metrics
 evaluation that ``tools/eval_heldout.sh`` wrote into EVAL (eval-fpr95/brown_*.json,
 eval-sequences/sequences.json), and writes the card as markdown next to the weights (a "Notes" section written
 by hand -- comparisons with other runs, caveats about the machine -- has to be added again after a rewrite).
+``matcher`` runs :func:`descnet.eval.matcher_choice.recommend_matcher` on the sequences of the training config
+(never its held-out ones, never an evaluation scene), stores the result in the file's ``info["matching"]`` (the
+tensors stay bit-identical) and writes the card's "Recommended matcher" section; the registry entry in
+``descnet/models/pretrained.py`` must then say the same (``matching=``; a test compares them).
 """
 from __future__ import annotations
 
@@ -27,6 +33,10 @@ from descnet.runinfo import RUN_ENVIRONMENT, read_metrics  # noqa: E402
 
 WEIGHTS = REPO / "descnet" / "weights"
 PROBE_DIMS = 8
+#: scenes that judge the models: never chosen on (issue 22), whatever a config holds out
+EVALUATION_SCENES = ("fountain-P11", "entry-P10", "castle-P19", "castle-P30", "sacre_coeur", "graf", "boat",
+                     "notredame")
+MATCHER_SECTION = "## Recommended matcher"
 
 
 def probe_patches():
@@ -155,9 +165,78 @@ def card(run: Path, name: str, eval_dir: Path) -> Path:
     out = WEIGHTS / f"{name}.md"
     with atomic_path(out) as tmp:
         tmp.write_text("\n".join(line for line in lines if line is not None) + "\n")
+    if info.get("matching"):  # the recommended matcher chosen by `matcher`, kept across rewrites
+        write_matcher_section(name, info["matching"])
     print(f"wrote {out}")
     print("\n".join(rows))
     return out
+
+
+def matcher(name: str, roots: list[Path], max_keypoints: int = 2000) -> dict:
+    """Choose NAME's matcher on the training sequences under ``roots`` and record it (module docstring)."""
+    import torch
+
+    from descnet.data.sequences import ImageSequences
+    from descnet.eval.matcher_choice import recommend_matcher
+    from descnet.features.options import KeypointOptions
+
+    path = WEIGHTS / f"{name}.pt"
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    holdout = set(((obj.get("info") or {}).get("config") or {}).get("data", {}).get("holdout") or [])
+    sequences = [s for root in roots for s in ImageSequences(root)]
+    excluded = sorted(s.name for s in sequences if s.name in holdout or s.name in EVALUATION_SCENES)
+    sequences = [s for s in sequences if s.name not in holdout and s.name not in EVALUATION_SCENES]
+    record = recommend_matcher(sequences, name, KeypointOptions(max_keypoints=max_keypoints), progress=True)
+    record["excluded"] = excluded
+    before = {k: v.clone() for k, v in obj["state_dict"].items()}
+    obj["info"]["matching"] = record
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    again = torch.load(path, map_location="cpu", weights_only=True)
+    assert all(torch.equal(again["state_dict"][k], v) for k, v in before.items())  # tensors unchanged
+    write_matcher_section(name, record)
+    print(json.dumps({k: v for k, v in record.items() if k != "curve"}, indent=1))
+    return record
+
+
+def matcher_section(name: str, record: dict) -> list[str]:
+    """The card's "Recommended matcher" section for ``record`` (``info["matching"]``)."""
+    setting = record["matcher"] + (f" ratio {record['ratio']:.2f}" if record.get("ratio") is not None else "")
+    rows = ["| matcher | matches | correct @3 px | precision |", "|---|---|---|---|"]
+    for row in record["curve"]:
+        label = row["matcher"] + (f" {row['ratio']:.2f}" if row["ratio"] is not None else "")
+        bold = "**" if (row["matcher"], row["ratio"]) == (record["matcher"], record["ratio"]) else ""
+        rows.append(f"| {bold}{label}{bold} | {row['matches']:,} | {row['correct']:,} | {row['precision']:.3f} |")
+    lowe, own = record["rootsift_lowe"], record["rootsift_choice"]
+    own_setting = own["matcher"] + (f" {own['ratio']:.2f}" if own["ratio"] is not None else "")
+    return [
+        MATCHER_SECTION, "",
+        f"**{setting}**: what `match`, `eval sfm` and `eval pose` use with `{name}` when no `--matcher`/`--ratio` "
+        "is given (explicit options win; `info[\"matching\"]` of the weights file holds the same).", "",
+        f"Rule (`descnet.eval.matcher_choice`, docs/protocols.md): {record['rule']}. Chosen on its training "
+        f"sequences ({record['pairs']} pairs 1-k of {len(record['sequences'])} sequences: "
+        f"{', '.join(record['sequences'])}; {record['keypoints']['max_keypoints']} SIFT keypoints per image), "
+        f"never on held-out or evaluation scenes (left out: {', '.join(record.get('excluded') or []) or 'none present'}). "
+        f"Chosen: {record['correct']:,} correct of {record['matches']:,} matches (precision {record['precision']:.3f}). "
+        f"OpenCV RootSIFT on the same keypoints and pairs: {lowe['correct']:,} correct of {lowe['matches']:,} "
+        f"(precision {lowe['precision']:.3f}) at Lowe's smnn 0.80, which SIFT and RootSIFT keep; the rule would "
+        f"give it {own_setting} ({own['correct']:,} of {own['matches']:,}).", "", *rows, ""]
+
+
+def write_matcher_section(name: str, record: dict) -> Path:
+    """Put (or replace) the "Recommended matcher" section of the card, before "Probe"."""
+    card_path = WEIGHTS / f"{name}.md"
+    text = card_path.read_text()
+    lines = text.split("\n")
+    if MATCHER_SECTION in lines:  # drop the old section (up to the next "## ")
+        start = lines.index(MATCHER_SECTION)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines = lines[:start] + lines[end:]
+    at = next((i for i, line in enumerate(lines) if line.startswith("## Probe")), len(lines))
+    lines = lines[:at] + matcher_section(name, record) + lines[at:]
+    with atomic_path(card_path) as tmp:
+        tmp.write_text("\n".join(lines))
+    return card_path
 
 
 def main() -> None:
@@ -170,9 +249,15 @@ def main() -> None:
     c.add_argument("run", type=Path)
     c.add_argument("name")
     c.add_argument("eval", type=Path)
+    m = sub.add_parser("matcher", help="choose NAME's recommended matcher on its training sequences")
+    m.add_argument("name")
+    m.add_argument("roots", type=Path, nargs="+", help="folders of the training sequences")
+    m.add_argument("--max-keypoints", type=int, default=2000)
     args = parser.parse_args()
     if args.command == "pack":
         pack(args.run, args.name)
+    elif args.command == "matcher":
+        matcher(args.name, args.roots, args.max_keypoints)
     else:
         card(args.run, args.name, args.eval)
 

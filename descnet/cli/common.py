@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from descnet.features.options import (DETECTOR_NAMES, ESTIMATOR_NAMES, GEOMETRIES, MATCHERS, KeypointOptions,
                                       MatchOptions)
@@ -18,7 +19,8 @@ from descnet.io import check_output_parents
 from descnet.models.pretrained import DEFAULT_MODEL
 
 __all__ = ["output_file", "output_dir", "add_quiet", "add_benchmark_arguments", "add_model_arguments",
-           "add_keypoint_arguments", "keypoint_options", "add_match_arguments", "match_options"]
+           "add_keypoint_arguments", "keypoint_options", "add_match_arguments", "match_options",
+           "model_match_options", "describe_matching"]
 
 
 def output_file(path: str, example: str, option: str = "--out") -> Path:
@@ -91,18 +93,27 @@ def keypoint_options(args: argparse.Namespace) -> KeypointOptions:
 
 
 def add_match_arguments(parser: argparse.ArgumentParser, matcher: str = "mnn", ratio: float | None = None,
-                        geometry: str | None = "homography", fixed_geometry: bool = False) -> None:
+                        geometry: str | None = "homography", fixed_geometry: bool = False,
+                        recommended: bool = False) -> None:
     """``--matcher``, ``--ratio``, ``--geometry``, ``--estimator``, ``--threshold``: read by :func:`match_options`.
 
     ``geometry=None``: the verb picks the default (``match``: homography for two images, fundamental for a pair
     list). ``fixed_geometry``: the verb's protocol fixes the geometry (``eval sequences``: homography, ``eval
-    sfm``: fundamental), so there is no ``--geometry``.
+    sfm``: fundamental), so there is no ``--geometry``. ``recommended``: ``--matcher`` and ``--ratio`` default to
+    ``None`` ("not given"), so that each model's recommended matcher applies (``matcher``/``ratio`` are then the
+    fallback for models without one; :func:`descnet.features.options.recommended_match_options`).
     """
-    parser.add_argument("--matcher", choices=MATCHERS, default=matcher,
-                        help=f"mnn: mutual nearest neighbours, snn: ratio test, smnn: both (default: {matcher})")
-    parser.add_argument("--ratio", type=float, default=ratio,
-                        help="ratio-test threshold for snn/smnn (default: "
-                             + (f"{ratio})" if ratio is not None else "0.8 snn, 0.95 smnn)"))
+    fallback = matcher + (f" {ratio:g}" if ratio is not None else "")
+    if recommended:
+        matcher_help = ("mnn: mutual nearest neighbours, snn: ratio test, smnn: both (default: the model's recommended "
+                        f"matcher, from its model card; OpenCV SIFT/RootSIFT: smnn 0.8; other models: {fallback})")
+        ratio_help = "ratio-test threshold for snn/smnn (default: the model's recommended one, else 0.8 snn, 0.95 smnn)"
+    else:
+        matcher_help = f"mnn: mutual nearest neighbours, snn: ratio test, smnn: both (default: {matcher})"
+        ratio_help = ("ratio-test threshold for snn/smnn (default: "
+                      + (f"{ratio})" if ratio is not None else "0.8 snn, 0.95 smnn)"))
+    parser.add_argument("--matcher", choices=MATCHERS, default=None if recommended else matcher, help=matcher_help)
+    parser.add_argument("--ratio", type=float, default=None if recommended else ratio, help=ratio_help)
     if not fixed_geometry:
         parser.add_argument("--geometry", choices=tuple(GEOMETRIES), default=geometry,
                             help="geometry matrix fitted to the matches (default: "
@@ -122,6 +133,27 @@ def match_options(args: argparse.Namespace, geometry: str | None = None) -> Matc
                             args.threshold)
     except ValueError as err:
         raise _naming_argument(err) from None
+
+
+def model_match_options(args: argparse.Namespace, model: Any, geometry: str | None = None, matcher: str = "mnn",
+                        ratio: float | None = None) -> tuple[MatchOptions, str]:
+    """The options of :func:`add_match_arguments` (``recommended=True``) for ``model``: the given ``--matcher``/
+    ``--ratio``, else the model's recommended matcher, else ``matcher``/``ratio``
+    (:func:`descnet.features.options.recommended_match_options`). Returns ``(options, origin)``."""
+    from descnet.features.options import recommended_match_options
+
+    try:
+        default = MatchOptions(matcher, ratio, getattr(args, "geometry", None) or geometry, args.estimator,
+                               args.threshold)
+        return recommended_match_options(model, args.matcher, args.ratio, default=default)
+    except ValueError as err:
+        raise _naming_argument(err) from None
+
+
+def describe_matching(options: MatchOptions, origin: str) -> str:
+    """``'smnn ratio 0.9 (descnet-hardnet-csa's recommended matcher (model card))'`` for printing."""
+    ratio = options.ratio_or_default
+    return options.matcher + (f" ratio {ratio:g}" if ratio is not None else "") + f" ({origin})"
 
 
 def _naming_argument(err: ValueError) -> ValueError:

@@ -1,10 +1,12 @@
 """Compare descriptors by structure from motion on one image folder (hloc's comparison), with COLMAP.
 
 Every descriptor describes the same keypoints (detected once: COLMAP's SIFT detection by default, up to
---max-keypoints locations), matches the same
-pairs (all, or --pairs) with the same matcher, and COLMAP (pycolmap) verifies and maps each set of matches;
-COLMAP's own SIFT pipeline is the reference row. The defaults follow COLMAP's: 8192 keypoints, mutual
-nearest neighbours with ratio test 0.8. OpenCV's RootSIFT on the same keypoints is added unless
+--max-keypoints locations), matches the same pairs (all, or --pairs), and COLMAP (pycolmap) verifies and maps
+each set of matches; COLMAP's own SIFT pipeline is the reference row. 8192 keypoints by default (COLMAP's). Each
+descriptor is matched with its own recommended matcher (descnet's weights: the one in their model card; OpenCV
+SIFT/RootSIFT and models without one: COLMAP's mutual nearest neighbours with ratio test 0.8) unless
+--matcher/--ratio set one for every row; the printout and sfm.json say which setting each row used. OpenCV's
+RootSIFT on the same keypoints is added unless
 --no-baselines. Prints a table: registered images, 3D points, observations, track length, reprojection
 error, verified pairs, inlier matches, seconds.
 
@@ -37,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-list", metavar="FILE", help="only the images named in FILE (relative to IMAGES)")
     parser.add_argument("--pairs", metavar="PAIRS.txt", help="the pairs to match (default: all pairs)")
     add_keypoint_arguments(parser, max_keypoints=8192, detector="colmap-sift")  # COLMAP's SIFT detection and count
-    add_match_arguments(parser, matcher="smnn", ratio=0.8, geometry="fundamental", fixed_geometry=True)  # COLMAP's
+    # without --matcher/--ratio each model's recommended matcher; COLMAP's smnn 0.8 for models without one
+    add_match_arguments(parser, matcher="smnn", ratio=0.8, geometry="fundamental", fixed_geometry=True,
+                        recommended=True)
     parser.add_argument("--device", default="cpu", help="torch device for the models (default: cpu)")
     parser.add_argument("--out", default="results/eval/sfm", metavar="DIR",
                         help="output folder (default: results/eval/sfm)")
@@ -52,21 +56,25 @@ def run(args: argparse.Namespace) -> int:
     from descnet.cli.reconstruct import sfm_options
     from descnet.geometry.colmap import format_table
     from descnet.eval.sequences import label_models
-    from descnet.eval.sfm import compare_sfm
+    from descnet.eval.sfm import compare_sfm, matching_note
+    from descnet.io import read_json
     from descnet.features.inference import check_device
     from descnet.features.pairs import read_pairs
     from descnet.models.pretrained import DEFAULT_MODEL
 
     check_device(args.device, "--device")
-    if args.matcher == "mnn":  # the default ratio (COLMAP's 0.8) belongs to the ratio-test matchers
-        args.ratio = None
     models = label_models(dict.fromkeys((args.model or [DEFAULT_MODEL])
                                         + ([] if args.no_baselines else ["opencv-rootsift"])))
     out = output_dir(args.out)
+    # models without a recommended matcher: COLMAP's (smnn 0.8); the estimator and threshold as given
+    fallback = match_options(argparse.Namespace(matcher="smnn", ratio=0.8, estimator=args.estimator,
+                                                threshold=args.threshold), "fundamental")
     rows = compare_sfm(args.images, models, out, image_list=args.image_list,
                        pairs=read_pairs(args.pairs) if args.pairs else None, colmap_sift=not args.no_colmap,
-                       keypoint_options=keypoint_options(args), match_options=match_options(args, "fundamental"), options=sfm_options(args),
-                       device=args.device, progress=not args.quiet, overwrite=args.overwrite)
+                       keypoint_options=keypoint_options(args), match_options=fallback, matcher=args.matcher,
+                       ratio=args.ratio, options=sfm_options(args), device=args.device, progress=not args.quiet,
+                       overwrite=args.overwrite)
     print(format_table(rows))
+    print(matching_note(read_json(out / "sfm.json")["settings"]["matching"]))
     print(f"wrote {out / 'sfm.json'}, {out / 'sfm.md'}")
     return 0

@@ -17,6 +17,11 @@ The geometry matrix is a homography (planar scenes, rotations: the default for t
 matrix (general 3D scenes: the default for pair lists), fitted by OpenCV's findHomography / findFundamentalMat
 with MAGSAC by default.
 
+The matcher: --matcher/--ratio when given; else the model's recommended matcher (chosen on its training data,
+in its model card: `descnet models --json`), for a pair list the one of the model named in FEATURES.h5;
+OpenCV SIFT/RootSIFT get Lowe's ratio test (smnn 0.8); other models mutual nearest neighbours. The summary and
+the printout say which setting was used and why.
+
 examples:
   descnet match img1.png img2.png --model tfeat:tfeat-liberty.params --out out/pair
   descnet match a.jpg b.jpg --model runs/csa --matcher snn --ratio 0.9 --geometry fundamental --out out/ab
@@ -43,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keypoints2", help=argparse.SUPPRESS)
     add_model_arguments(parser)
     add_keypoint_arguments(parser)
-    add_match_arguments(parser, geometry=None)
+    add_match_arguments(parser, geometry=None, recommended=True)
     parser.add_argument("--draw-outliers", action="store_true", help="also draw rejected matches (in red)")
     parser.add_argument("--max-lines", type=int, default=300, metavar="N",
                         help="draw at most N matches, a random subset when there are more (default: 300; 0 = all)")
@@ -52,22 +57,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from descnet.cli.common import keypoint_options, match_options
+    from descnet.cli.common import keypoint_options, model_match_options
     from descnet.features.inference import check_device
+    from descnet.models.pretrained import DEFAULT_MODEL
 
     check_device(args.device, "--device")
     keypoints = keypoint_options(args)
     pair_list = bool(args.features or args.pairs)
-    matching = match_options(args, "fundamental" if pair_list else "homography")
     if args.max_lines < 0:
         raise ValueError(f"--max-lines must be >= 0 (0 = all), got {args.max_lines}")
     if pair_list:
-        return _run_pairs(args, matching)
+        return _run_pairs(args)
+    # without --matcher/--ratio: the model's recommended matcher (model card), else mutual nearest neighbours
+    matching = model_match_options(args, args.model or DEFAULT_MODEL, "homography")
     return _run_two(args, keypoints, matching)
 
 
-def _run_pairs(args: argparse.Namespace, options) -> int:
-    from descnet.cli.common import output_file
+def _features_model(features: str) -> str | None:
+    """The model named in a features file (the label of the model that described its first image)."""
+    from descnet.features.files import list_feature_names, read_feature_info
+
+    names = list_feature_names(features)
+    info = read_feature_info(features, names[:1]) if names else {}
+    return next((i.get("model") for i in info.values()), None)
+
+
+def _run_pairs(args: argparse.Namespace) -> int:
+    from descnet.cli.common import describe_matching, model_match_options, output_file
     from descnet.features.pairs import read_pairs
     from descnet.features.pipeline import match_to_file
 
@@ -78,6 +94,8 @@ def _run_pairs(args: argparse.Namespace, options) -> int:
                          "matched from the descriptors of the features file)")
     if args.keypoints or args.keypoints1 or args.keypoints2:
         raise ValueError("--keypoints: a pair list uses the keypoints of the features file")
+    # without --matcher/--ratio: the recommended matcher of the model that made the features file
+    options, origin = model_match_options(args, _features_model(args.features), "fundamental")
     out = output_file(args.out, "matches.h5")
     report = match_to_file(args.features, read_pairs(args.pairs), out, options=options, overwrite=args.overwrite,
                            progress=not args.quiet)
@@ -86,12 +104,13 @@ def _run_pairs(args: argparse.Namespace, options) -> int:
     print(f"matched {len(report.matched)} pair(s) in {report.seconds:.1f} s ({report.pairs_per_second:.1f} pairs/s): "
           f"{report.mean_matches:.0f} matches, {report.mean_inliers:.0f} inliers per pair "
           f"({options.geometry}, {options.estimator})")
+    print(f"matcher: {describe_matching(options, origin)}")
     print(f"wrote {out}" if report.matched else f"{out} already held every pair; nothing to do")
     return 0
 
 
-def _run_two(args: argparse.Namespace, keypoint_options, match_options) -> int:
-    from descnet.cli.common import output_dir
+def _run_two(args: argparse.Namespace, keypoint_options, matching) -> int:
+    from descnet.cli.common import describe_matching, output_dir
     from descnet.features.pipeline import match_pair_to_dir
 
     if len(args.images) != 2:
@@ -99,12 +118,14 @@ def _run_two(args: argparse.Namespace, keypoint_options, match_options) -> int:
     if args.keypoints and (args.keypoints1 or args.keypoints2):
         raise ValueError("--keypoints FILE1 FILE2 replaces --keypoints1/--keypoints2: give one or the other")
     keypoints1, keypoints2 = args.keypoints or (args.keypoints1, args.keypoints2)
+    match_options, origin = matching
     out = output_dir(args.out)
     summary = match_pair_to_dir(args.images[0], args.images[1], out, model=args.model, keypoints1=keypoints1,
                                 keypoints2=keypoints2, keypoint_options=keypoint_options,
                                 match_options=match_options, device=args.device, draw_outliers=args.draw_outliers,
-                                max_lines=args.max_lines or None)
+                                max_lines=args.max_lines or None, matcher_origin=origin)
     seconds = ", ".join(f"{k} {v:.2f}" for k, v in summary["seconds"].items())
     files = ", ".join(str(out / name) for name in ("features.h5", "matches.h5", "matches.png", "summary.json"))
-    print(f"{summary['caption']}\nseconds: {seconds}\nwrote {files}")
+    print(f"{summary['caption']}\nmatcher: {describe_matching(match_options, origin)}\nseconds: {seconds}\n"
+          f"wrote {files}")
     return 0

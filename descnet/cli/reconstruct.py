@@ -20,7 +20,7 @@ examples:
   descnet reconstruct photos/ --out sfm                       # describe, match, reconstruct
   descnet describe photos/ --model runs/csa --max-keypoints 8192 --out sfm/features.h5
   descnet pairs sfm/features.h5 --out sfm/pairs.txt
-  descnet match --features sfm/features.h5 --pairs sfm/pairs.txt --matcher smnn --ratio 0.8 --out sfm/matches.h5
+  descnet match --features sfm/features.h5 --pairs sfm/pairs.txt --out sfm/matches.h5   # the model's own matcher
   descnet reconstruct photos/ --features sfm/features.h5 --matches sfm/matches.h5 --out sfm/colmap
 """
 from __future__ import annotations
@@ -41,7 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("from photos (without --features and --matches)")
     add_model_arguments(group)
     add_keypoint_arguments(group, max_keypoints=8192, detector="colmap-sift")  # COLMAP's SIFT detection and count
-    add_match_arguments(group, matcher="smnn", ratio=0.8, geometry="fundamental", fixed_geometry=True)  # COLMAP's
+    # without --matcher/--ratio the model's recommended matcher; COLMAP's smnn 0.8 for models without one
+    add_match_arguments(group, matcher="smnn", ratio=0.8, geometry="fundamental", fixed_geometry=True,
+                        recommended=True)
     add_sfm_arguments(parser)
     add_quiet(parser)
 
@@ -68,7 +70,7 @@ def sfm_options(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from descnet.cli.common import keypoint_options, match_options, output_dir
+    from descnet.cli.common import describe_matching, keypoint_options, model_match_options, output_dir
     from descnet.geometry.colmap import format_table, no_model_reason, reconstruct
     from descnet.features.pairs import read_pairs
 
@@ -81,13 +83,12 @@ def run(args: argparse.Namespace) -> int:
         from descnet.geometry.pipeline import reconstruct_images
 
         check_device(args.device, "--device")
-        if args.matcher == "mnn":  # the default ratio (COLMAP's 0.8) belongs to the ratio-test matchers
-            args.ratio = None
+        matching, origin = model_match_options(args, args.model, "fundamental", "smnn", 0.8)
         summary = reconstruct_images(args.images, out, model=args.model, pairs=pairs,
-                                     keypoint_options=keypoint_options(args),
-                                     match_options=match_options(args, "fundamental"), options=sfm_options(args),
-                                     device=args.device, progress=not args.quiet)
+                                     keypoint_options=keypoint_options(args), match_options=matching,
+                                     options=sfm_options(args), device=args.device, progress=not args.quiet)
         label = args.model
+        print(f"matching: {describe_matching(matching, origin)}")
         print(format_table({label: summary}))
         print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))
         out = out / "colmap"

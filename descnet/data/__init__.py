@@ -20,6 +20,9 @@ _LAZY = {
     **dict.fromkeys(("SynthOptions", "synthetic_sequence", "write_synthetic_sequences"), "descnet.data.synth"),
     **dict.fromkeys(("PatchifyOptions", "PatchDatasetOptions", "BrownOptions", "Jitter", "sequence_patches",
                      "write_patch_dataset"), "descnet.data.patchify"),
+    **dict.fromkeys(("PointPatchOptions", "write_point_patch_dataset"), "descnet.data.point_patches"),
+    **dict.fromkeys(("Scene3DOptions", "render_scene_sequence", "correspond", "write_scene_sequences", "read_scene"),
+                    "descnet.data.scene3d"),
 }
 
 __all__ = sorted(_LAZY)

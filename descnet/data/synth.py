@@ -11,6 +11,9 @@ as real scenes do.
 * ``i_*`` (illumination) sequences: near-identity homographies (sub-pixel to ``illumination_shift``
   px corner motion) and strong photometric change growing along the sequence.
 
+Scenes with real depth (planes and a box occluding each other, a camera that rotates and translates) are
+:mod:`descnet.data.scene3d`'s (``descnet data synth --kind scene3d``).
+
 Everything is drawn from ``numpy.random.default_rng([seed, index])``, so sequence ``index`` is the same
 whatever the number of sequences made. Output (see :func:`write_synthetic_sequences`)::
 

@@ -25,6 +25,8 @@ _LAZY = {
     "write_descriptor_csvs": "descnet.eval.descriptors",
     "describe_hpatches": "descnet.eval.hpatches",
     "benchmark_hpatches": "descnet.eval.hpatches_benchmark",
+    "recommend_matcher": "descnet.eval.matcher_choice",
+    "choose_matcher": "descnet.eval.matcher_choice",
     "describe_hpatches_cached": "descnet.eval.hpatches_benchmark",
     "model_signature": "descnet.eval.hpatches_benchmark",
     "evaluate_hpatches": "descnet.eval.hpatches",

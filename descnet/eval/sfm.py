@@ -9,7 +9,11 @@ mean reprojection error, and the pairs and matches COLMAP's verification kept; s
 (describe + match + COLMAP; for the reference, COLMAP's extraction + matching + mapping).
 
 Defaults follow COLMAP's own SIFT pipeline, so the rows differ by the descriptor only: COLMAP's SIFT keypoints
-(``colmap-sift``, up to 8192 locations per image), mutual nearest neighbours passing the ratio test at 0.8 (COLMAP: ratio 0.8 with cross-check).
+(``colmap-sift``, up to 8192 locations per image); each descriptor is matched with its own recommended matcher
+(:func:`descnet.features.options.recommended_match_options`: descnet's weights carry one chosen on their training
+data; OpenCV SIFT and RootSIFT get COLMAP's mutual nearest neighbours passing the ratio test at 0.8, which is also
+the setting of models without a recommendation); ``matcher``/``ratio`` given apply to every row. ``sfm.json``
+records each row's setting and where it came from (``settings.matching``).
 
 Output folder::
 
@@ -37,12 +41,13 @@ from typing import Any, Mapping, Sequence
 
 from ..geometry.colmap import SfmOptions, SfmSummary, format_table, import_pycolmap, reconstruct, reconstruct_colmap_sift
 from ..features.files import read_features
-from ..features.options import COLMAP_KEYPOINTS, COLMAP_MATCHING, KeypointOptions, MatchOptions
+from ..features.options import COLMAP_KEYPOINTS, COLMAP_MATCHING, KeypointOptions, MatchOptions, recommended_match_options
 from ..io import check_foreign_files, one_run_per_folder, read_json, result_set, write_json
 from ..features.pairs import check_pairs, exhaustive_pairs
 from ..features.pipeline import describe_to_file, image_sources, match_to_file
 
-__all__ = ["compare_sfm", "COLMAP_LABEL", "folder_name", "SFM_KEYPOINTS", "SFM_MATCHING", "SFM_RESULT_FILES"]
+__all__ = ["compare_sfm", "COLMAP_LABEL", "folder_name", "SFM_KEYPOINTS", "SFM_MATCHING", "SFM_RESULT_FILES",
+           "matching_note"]
 
 COLMAP_LABEL = "COLMAP SIFT (pycolmap)"
 #: COLMAP's own SIFT pipeline's choices (:data:`descnet.features.options.COLMAP_KEYPOINTS`, ``COLMAP_MATCHING``): its
@@ -55,14 +60,15 @@ SFM_MATCHING = COLMAP_MATCHING
 #: the result files of the comparison (one result set in the output folder)
 SFM_RESULT_FILES = ("sfm.json", "sfm.md")
 #: settings that every row of one sfm.json shares (the models differ by row)
-_ROW_INDEPENDENT = ("models", "colmap_sift")
+_ROW_INDEPENDENT = ("models", "matching", "colmap_sift")
 
 
-def _earlier_rows(path: Path, settings: Mapping[str, Any], overwrite: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(rows, models)`` of an earlier ``sfm.json`` to keep beside this run's; ``ValueError`` when its settings
+def _earlier_rows(path: Path, settings: Mapping[str, Any],
+                  overwrite: bool) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """``(rows, models, matching)`` of an earlier ``sfm.json`` to keep beside this run's; ``ValueError`` when its settings
     differ (naming them and ``--overwrite``) or it is not descnet's result file."""
     if overwrite or not path.is_file():
-        return {}, {}
+        return {}, {}, {}
     try:
         old = read_json(path)
     except ValueError as err:
@@ -75,7 +81,16 @@ def _earlier_rows(path: Path, settings: Mapping[str, Any], overwrite: bool) -> t
     if differ:
         raise ValueError(f"{path}: holds rows of other settings ({', '.join(differ)} differ), which cannot share a "
                          "table; pass --overwrite to replace them, or use another --out")
-    return old["rows"], dict(before.get("models") or {})
+    return old["rows"], dict(before.get("models") or {}), dict(before.get("matching") or {})
+
+
+def matching_note(matching: Mapping[str, Mapping[str, Any]]) -> str:
+    """One line per row: the matcher it used and where that came from (``sfm.json``'s ``settings.matching``)."""
+    lines = []
+    for label, m in matching.items():
+        ratio = f" {m['ratio']:g}" if m.get("ratio") is not None else ""
+        lines.append(f"- {label}: {m['matcher']}{ratio} ({m['origin']})")
+    return "Matching:\n" + "\n".join(lines)
 
 
 def folder_name(label: str) -> str:
@@ -87,8 +102,9 @@ def folder_name(label: str) -> str:
 def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: str | os.PathLike, *,
                 image_list: str | os.PathLike | None = None, pairs: Sequence[tuple[str, str]] | None = None,
                 colmap_sift: bool = True, keypoint_options: KeypointOptions = SFM_KEYPOINTS,
-                match_options: MatchOptions = SFM_MATCHING, options: SfmOptions = SfmOptions(), device: str = "cpu",
-                progress: bool = False, overwrite: bool = False) -> dict[str, SfmSummary]:
+                match_options: MatchOptions = SFM_MATCHING, matcher: str | None = None, ratio: float | None = None,
+                options: SfmOptions = SfmOptions(), device: str = "cpu", progress: bool = False,
+                overwrite: bool = False) -> dict[str, SfmSummary]:
     """Reconstruct ``image_dir`` with every descriptor of ``{label: model SPEC}`` -> ``{label: SfmSummary}``.
 
     Args:
@@ -99,8 +115,9 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
         colmap_sift: add COLMAP's own pipeline as the reference row (:data:`COLMAP_LABEL`).
         keypoint_options: the keypoints, detected once (:func:`descnet.features.pipeline.describe_to_file`);
             ``max_keypoints`` is also COLMAP's SIFT count.
-        match_options: the matcher and the geometric check of the matches files
-            (:func:`descnet.features.pipeline.match_to_file`; COLMAP verifies again when it imports them).
+        match_options: the geometric check of the matches files (:func:`descnet.features.pipeline.match_to_file`;
+            COLMAP verifies again when it imports them) and the matcher of models without a recommendation.
+        matcher, ratio: the matcher for every row (``None``: each model's recommended one; module docstring).
         options: COLMAP settings (:class:`descnet.geometry.colmap.SfmOptions`).
         overwrite: describe and match every row afresh, and drop the rows of earlier runs.
 
@@ -120,10 +137,13 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
     names = list(images)
     pairs = check_pairs(exhaustive_pairs(names) if pairs is None else pairs, names, "pairs")
     kp, mo = keypoint_options, match_options
+    matching = {label: recommended_match_options(spec, matcher, ratio, default=match_options)
+                for label, spec in models.items()}  # checked before any work
     settings = {"images": str(image_dir), "image_names": names, "pairs": len(pairs), "models": dict(models),
                 "detector": kp.detector, "max_keypoints": kp.max_keypoints, "mr_size": kp.mr_size,
-                "matcher": mo.matcher, "ratio": mo.ratio, "geometry": mo.geometry, "estimator": mo.estimator,
-                "threshold": mo.threshold, "colmap": options.__dict__, "colmap_sift": colmap_sift}
+                "matcher": matcher, "ratio": ratio, "geometry": mo.geometry, "estimator": mo.estimator,
+                "threshold": mo.threshold, "colmap": options.__dict__, "colmap_sift": colmap_sift,
+                "matching": {label: {**m.settings(), "origin": origin} for label, (m, origin) in matching.items()}}
     _earlier_rows(out / "sfm.json", settings, overwrite)  # refused before any work
     check_foreign_files(out, SFM_RESULT_FILES)
     rows: dict[str, SfmSummary] = {}
@@ -134,7 +154,7 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
                                      options=keypoint_options, device=device, progress=progress, overwrite=overwrite)
         if keypoints is None:  # the first descriptor's keypoints are every descriptor's keypoints
             keypoints = {name: f.keypoints for name, f in read_features(where / "features.h5", names).items()}
-        matched = match_to_file(where / "features.h5", pairs, where / "matches.h5", options=match_options,
+        matched = match_to_file(where / "features.h5", pairs, where / "matches.h5", options=matching[label][0],
                                 progress=progress, overwrite=overwrite)
         summary = reconstruct(image_dir, where / "features.h5", where / "matches.h5", where / "colmap",
                               pairs=pairs, options=options, label=label, progress=progress)
@@ -150,17 +170,19 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
                                                      progress=progress)
     with result_set(out) as staged:  # both files, or (after a failure or kill) both as before
         # the earlier rows as they are now, under the folder's lock: a run that finished meanwhile is kept
-        earlier_rows, earlier_models = _earlier_rows(out / "sfm.json", settings, overwrite)
+        earlier_rows, earlier_models, earlier_matching = _earlier_rows(out / "sfm.json", settings, overwrite)
         all_rows = {**{label: row for label, row in earlier_rows.items() if label not in rows},
                     **{label: summary.to_dict() for label, summary in rows.items()}}
         settings = {**settings, "models": {**{k: v for k, v in earlier_models.items() if k in all_rows},
                                            **dict(models)},
+                    "matching": {**{k: v for k, v in earlier_matching.items() if k in all_rows},
+                                 **settings["matching"]},
                     "colmap_sift": colmap_sift or COLMAP_LABEL in all_rows}
         table = {label: _summary(row) for label, row in all_rows.items()}
         write_json(staged.path("sfm.json"), {
             "evaluation": "sfm", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "environment": environment_info(device), "settings": settings, "rows": all_rows})
-        staged.path("sfm.md").write_text(format_table(table) + "\n")
+        staged.path("sfm.md").write_text(format_table(table) + "\n\n" + matching_note(settings["matching"]) + "\n")
     return rows
 
 

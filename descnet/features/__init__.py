@@ -24,6 +24,7 @@ from ..lazy import lazy_attributes
 _LAZY = {
     "KeypointOptions": ".options", "MatchOptions": ".options",
     "COLMAP_KEYPOINTS": ".options", "COLMAP_MATCHING": ".options",
+    "recommended_match_options": ".options", "recommended_matcher": ".options",
     "describe": ".description", "describe_images": ".description", "describe_stream": ".description",
     "detect_keypoints": ".keypoints", "lafs_from_keypoints": ".keypoints", "DETECTORS": ".keypoints",
     "detect_colmap_sift": ".colmap_sift",

@@ -11,11 +11,13 @@ shared by the library functions and the command line.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DETECTOR_NAMES", "DEFAULT_MR_SIZE", "COLMAP_SIFT_DETECTORS", "COLMAP_KEYPOINTS", "COLMAP_MATCHING", "MATCHERS", "DEFAULT_RATIO", "ESTIMATOR_NAMES", "GEOMETRIES",
-           "PAIR_MODES", "KeypointOptions", "MatchOptions"]
+__all__ = ["DETECTOR_NAMES", "DEFAULT_MR_SIZE", "COLMAP_SIFT_DETECTORS", "COLMAP_KEYPOINTS", "COLMAP_MATCHING", "MATCHERS",
+           "DEFAULT_RATIO", "ESTIMATOR_NAMES", "GEOMETRIES", "PAIR_MODES", "LOWE_MATCHING", "KeypointOptions",
+           "MatchOptions", "recommended_matcher", "recommended_match_options"]
 
 #: OpenCV detectors descnet knows -> their default LAF scale per unit of ``KeyPoint.size`` (``mr_size``);
 #: :data:`descnet.features.keypoints.DETECTORS` holds those the OpenCV build has.
@@ -32,6 +34,9 @@ COLMAP_SIFT_DETECTORS = ("colmap-sift", "colmap-sift-upright")
 #: descriptor matchers (:func:`descnet.features.matching.match`) and their default ratio-test thresholds
 MATCHERS = ("mnn", "snn", "smnn")
 DEFAULT_RATIO = {"snn": 0.8, "smnn": 0.95}
+#: Lowe's ratio test as COLMAP applies it (ratio 0.8 with cross-check): what OpenCV's SIFT and RootSIFT are
+#: matched with when the user gives no matcher
+LOWE_MATCHING = {"matcher": "smnn", "ratio": 0.8}
 #: OpenCV robust estimators by name (:data:`descnet.features.matching.ESTIMATORS` maps them to OpenCV's flags)
 ESTIMATOR_NAMES = ("magsac", "usac", "accurate", "prosac", "ransac", "lmeds")
 #: geometry -> (minimum number of matches, default inlier threshold in pixels)
@@ -138,3 +143,79 @@ class MatchOptions:
 COLMAP_KEYPOINTS = KeypointOptions("colmap-sift", max_keypoints=8192)
 #: ... and its matching: mutual nearest neighbours passing the ratio test at 0.8, a fundamental matrix
 COLMAP_MATCHING = MatchOptions(matcher="smnn", ratio=0.8, geometry="fundamental")
+_HAND_CRAFTED_SIFT = ("opencv-sift", "opencv-rootsift", "sift", "rootsift")
+
+
+def recommended_matcher(model: Any) -> dict[str, Any] | None:
+    """The matcher a model recommends, ``{"matcher", "ratio", "source"}``, or ``None`` when it has none.
+
+    ``model``: a SPEC or a resolved module. Trained weights carry their recommendation (chosen on their own
+    training data by :func:`descnet.eval.matcher_choice.choose_matcher`, recorded in the model card and the
+    weights' ``info["matching"]``): a module has it as ``descnet_matching`` (:mod:`descnet.models.spec`), a
+    pretrained name in its registry entry (:class:`descnet.models.pretrained.PretrainedWeights`), a checkpoint
+    file or run directory in its ``info``. OpenCV's SIFT and RootSIFT (and the patch-based ``sift``,
+    ``rootsift``) recommend Lowe's ratio test (:data:`LOWE_MATCHING`).
+    """
+    found = getattr(model, "descnet_matching", None)
+    name = getattr(model, "descnet_spec", None)
+    source = f"{name}'s recommended matcher" if name else "the model's recommended matcher"
+    if found is None and isinstance(model, (str, os.PathLike)):
+        from ..models.pretrained import pretrained_entry
+
+        text = str(model)
+        entry = pretrained_entry(text)
+        source = f"{text}'s recommended matcher (model card)"
+        if entry is not None:
+            found = entry.matching
+        elif text in _HAND_CRAFTED_SIFT:
+            found, source = LOWE_MATCHING, "Lowe's ratio test (OpenCV SIFT/RootSIFT)"
+        elif os.path.exists(text):
+            found = _checkpoint_matching(text)
+    elif found is None and name in _HAND_CRAFTED_SIFT:
+        found, source = LOWE_MATCHING, "Lowe's ratio test (OpenCV SIFT/RootSIFT)"
+    if not found:
+        return None
+    return {"matcher": found["matcher"], "ratio": found.get("ratio"), "source": source}
+
+
+def _checkpoint_matching(path: str) -> dict[str, Any] | None:
+    """``info["matching"]`` of a descnet weights file or run directory (``None`` when it has none)."""
+    from ..models.weights import read_weights_file
+    from ..runinfo import run_checkpoint
+
+    target = run_checkpoint(path) if os.path.isdir(path) else path
+    if target is None:
+        return None
+    try:
+        obj = read_weights_file(target)
+    except Exception:  # not a weights file: no recommendation (resolving the model reports what is wrong)
+        return None
+    info = obj.get("info") if isinstance(obj, dict) else None
+    matching = info.get("matching") if isinstance(info, dict) else None
+    return matching if isinstance(matching, dict) and matching.get("matcher") in MATCHERS else None
+
+
+def recommended_match_options(model: Any, matcher: str | None = None, ratio: float | None = None, *,
+                              default: MatchOptions = MatchOptions()) -> tuple[MatchOptions, str]:
+    """The matching options a command uses with ``model``, and where its matcher came from.
+
+    The one place that decides (``match``, ``eval sfm``, ``eval pose`` and the library functions behind them):
+
+    * ``matcher`` and/or ``ratio`` given (not ``None``): they win. A ratio without a matcher goes with the
+      model's (or ``default``'s) matcher when that has a ratio test, else with ``smnn``; a matcher without a
+      ratio gets :data:`DEFAULT_RATIO`.
+    * neither given: the model's recommendation (:func:`recommended_matcher`), else ``default``'s matcher and ratio.
+
+    ``default`` also gives the geometry, estimator and threshold. Returns ``(options, origin)``, ``origin``
+    a phrase for tables and JSON: ``"given"``, the recommendation's source, or ``"default"``.
+    """
+    recommended = recommended_matcher(model)
+    rest = {"geometry": default.geometry, "estimator": default.estimator, "threshold": default.threshold}
+    if matcher is not None or ratio is not None:
+        if matcher is None:
+            base = (recommended or {}).get("matcher") or default.matcher
+            matcher = base if base != "mnn" else "smnn"
+        return MatchOptions(matcher, ratio, **rest), "given"
+    if recommended is not None:
+        return MatchOptions(recommended["matcher"], recommended["ratio"], **rest), recommended["source"]
+    return default, "default"

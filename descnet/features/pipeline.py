@@ -299,7 +299,7 @@ def match_pair_to_dir(image1: str | os.PathLike, image2: str | os.PathLike, out:
                       keypoints1: Any = None, keypoints2: Any = None,
                       keypoint_options: KeypointOptions = KeypointOptions(),
                       match_options: MatchOptions = MatchOptions(), device: str = "cpu", draw_outliers: bool = False,
-                      max_lines: int | None = 300) -> dict[str, Any]:
+                      max_lines: int | None = 300, matcher_origin: str | None = None) -> dict[str, Any]:
     """Match two images for a quick look; write four files into the folder ``out`` -> the summary.
 
     ``features.h5`` (both images, named by file name) and ``matches.h5`` (the pair), in the layouts of
@@ -307,7 +307,8 @@ def match_pair_to_dir(image1: str | os.PathLike, image2: str | os.PathLike, out:
     naming the model, whether it is trained, and the counts); ``summary.json`` (keypoints, matches, inliers, the
     estimated geometry matrix -- keys ``model_found``, ``estimated_model`` --, seconds per stage, environment).
     Arguments as :func:`descnet.features.matching.match_pair`; ``ValueError`` for an image without keypoints.
-    All results are computed before anything is written.
+    ``matcher_origin`` (where the matcher came from, :func:`descnet.features.options.recommended_match_options`)
+    goes into the summary. All results are computed before anything is written.
     """
     from ..data.images import encode_image, read_image
     from ..io import result_set, write_json
@@ -347,7 +348,7 @@ def match_pair_to_dir(image1: str | os.PathLike, image2: str | os.PathLike, out:
     summary = {
         "image1": str(image1), "image2": str(image2), "names": names, "model": label, "weights": weights,
         "detector": feats[0].info["detector"], "keypoints": [len(feats[0]), len(feats[1])], "matches": n_matches,
-        "inliers": n_inliers, **result.settings, "model_found": matrix is not None,
+        "inliers": n_inliers, **result.settings, "matcher_origin": matcher_origin, "model_found": matrix is not None,
         "estimated_model": None if matrix is None else matrix.tolist(), "caption": caption,
         "seconds": {**timings, "total": time.perf_counter() - start}, "environment": environment_info(device),
     }

@@ -51,6 +51,8 @@ class PretrainedWeights:
         resize: input convention (:data:`descnet.features.inference.RESIZE_METHODS`).
         drop_keys: prefixes of tensors in the file that the network does not use (e.g. HardTFeat's ``SIFT.*``).
         options: architecture options.
+        matching: the recommended matcher ``{"matcher", "ratio"}`` (descnet's weights: chosen on their training
+            data, :mod:`descnet.eval.matcher_choice`; the same as the file's ``info["matching"]``), or ``None``.
     """
 
     name: str
@@ -67,6 +69,7 @@ class PretrainedWeights:
     resize: str = "bilinear"
     drop_keys: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    matching: dict[str, Any] | None = None
 
     @property
     def provenance(self) -> dict[str, Any]:
@@ -74,7 +77,7 @@ class PretrainedWeights:
         return {"name": self.name, "architecture": self.architecture, "paper": self.paper,
                 "training_data": self.training_data, "licence": self.licence,
                 "source": "shipped with descnet" if self.shipped else (self.urls[0] if self.urls else None),
-                "sha256": self.sha256, "resize": self.resize}
+                "sha256": self.sha256, "resize": self.resize, "matching": self.matching}
 
 
 _HARDNET = "Mishchuk et al., Working hard to know your neighbor's margins, NeurIPS 2017"
@@ -105,18 +108,22 @@ def _hynet(code: str, subset: str) -> PretrainedWeights:
                              tuple(u + f"HyNet_{code}.pth" for u in _HYNET_URLS))
 
 
+#: the recommended matcher of both shipped weights (their info["matching"] and model cards: chosen by
+#: `tools/ship_weights.py matcher` on their training sequences, never on held-out or evaluation scenes)
+_RECOMMENDED = {"matcher": "smnn", "ratio": 0.9}
+
 _ENTRIES = [
     # descnet's own weights (descnet/weights/, model cards beside them)
     PretrainedWeights("descnet-hardnet", "hardnet", "descnet-hardnet.pt",
                       "descnet's HardNet, trained on real + synthetic sequences (card: descnet/weights)",
                       "this package (configs/descnet-hardnet.yaml, tools/train_descnet_weights.sh)",
                       "Oxford bark/trees/ubc/wall, HPatches v_churchill, synthetic sequences of the EVD photos",
-                      "MIT", shipped=True, resize="antialias"),
+                      "MIT", shipped=True, resize="antialias", matching=_RECOMMENDED),
     PretrainedWeights("descnet-hardnet-csa", "hardnet-csa", "descnet-hardnet-csa.pt",
                       "descnet's HardNet + CSA, same data (the default; card: descnet/weights)",
                       "this package (configs/descnet-hardnet-csa.yaml, tools/train_descnet_weights.sh)",
                       "Oxford bark/trees/ubc/wall, HPatches v_churchill, synthetic sequences of the EVD photos",
-                      "MIT", shipped=True, resize="antialias",
+                      "MIT", shipped=True, resize="antialias", matching=_RECOMMENDED,
                       options={"placement": (32,), "num_bases": 32, "groups": 2, "temperature": 14.0}),
     # HardNet (DagnyT/hardnet; kornia.feature.HardNet(pretrained=True) is liberty-aug)
     _hardnet("hardnet-liberty", "train_liberty/checkpoint_liberty_no_aug.pth", _BROWN.format("liberty"),
@@ -124,10 +131,12 @@ _ENTRIES = [
     _hardnet("hardnet-liberty-aug", "train_liberty_with_aug/checkpoint_liberty_with_aug.pth",
              _BROWN.format("liberty") + ", flip/rot90 augmentation", "HardNet trained on liberty + aug (published; "
              "kornia's default)"),
-    _hardnet("hardnet-notredame", "train_notredame/checkpoint_notredame_no_aug.pth", _BROWN.format("notredame"),
-             "HardNet trained on notredame (published)"),
-    _hardnet("hardnet-yosemite", "train_yosemite/checkpoint_yosemite_no_aug.pth", _BROWN.format("yosemite"),
-             "HardNet trained on yosemite (published)"),
+    # notredame and yosemite: the authors' master holds only the flip/rot90-augmented files (the no-aug ones
+    # were removed in 2018, DagnyT/hardnet b606d53; the aug ones re-added in 2020, 644b36e)
+    _hardnet("hardnet-notredame-aug", "train_notredame_with_aug/checkpoint_notredame_with_aug.pth",
+             _BROWN.format("notredame") + ", flip/rot90 augmentation", "HardNet trained on notredame + aug (published)"),
+    _hardnet("hardnet-yosemite-aug", "train_yosemite_with_aug/checkpoint_yosemite_with_aug.pth",
+             _BROWN.format("yosemite") + ", flip/rot90 augmentation", "HardNet trained on yosemite + aug (published)"),
     _hardnet("hardnet++", "pretrained_all_datasets/HardNet++.pth",
              "Brown liberty + notredame + yosemite and HPatches (all)", "HardNet++ (published; all datasets)"),
     PretrainedWeights("hardnet8", "hardnet8", "hardnet8v2.pt", "HardNet8 (kornia's hosted weights)",

@@ -13,13 +13,15 @@ A SPEC is one of:
 * a descnet checkpoint file (it records the model name and options);
 * a descnet run directory (``best.pt`` is used, else ``last.pt``: :func:`descnet.runinfo.run_checkpoint`).
 
-Every model returned carries ``descnet_spec`` (the SPEC), ``descnet_trained`` (False only for ``:random``)
-and ``descnet_resize`` (its input convention, see :data:`descnet.features.inference.RESIZE_METHODS`).
+Every model returned carries ``descnet_spec`` (the SPEC), ``descnet_trained`` (False only for ``:random``),
+``descnet_resize`` (its input convention, see :data:`descnet.features.inference.RESIZE_METHODS`) and
+``descnet_matching`` (its recommended matcher or ``None``: :func:`descnet.features.options.recommended_matcher`).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,10 +41,12 @@ UNTRAINED_SEED = 0
 RANDOM = "random"
 
 
-def _tag(model: nn.Module, spec: str, trained: bool, resize: str = "antialias") -> nn.Module:
+def _tag(model: nn.Module, spec: str, trained: bool, resize: str = "antialias",
+         matching: dict[str, Any] | None = None) -> nn.Module:
     model.descnet_spec = spec
     model.descnet_trained = trained
     model.descnet_resize = resize
+    model.descnet_matching = matching
     return model.eval()
 
 
@@ -55,7 +59,7 @@ def load_pretrained(name: str, cache_dir: str | os.PathLike | None = None, progr
     model = create_model(entry.architecture, **entry.options)
     state = extract_state_dict(read_weights_file(path), str(path))
     state = {k: v for k, v in state.items() if not k.startswith(entry.drop_keys)} if entry.drop_keys else state
-    return _tag(load_state(model, state, path), name, True, entry.resize)
+    return _tag(load_state(model, state, path), name, True, entry.resize, entry.matching)
 
 
 def _checkpoint_in_run_dir(path: Path) -> Path:
@@ -103,7 +107,10 @@ def resolve_model(spec: str | os.PathLike | nn.Module) -> nn.Module:
         except (KeyError, TypeError, ValueError) as err:
             raise WeightsError(f"{path}: the checkpoint's model {info[0]!r} with options {info[1]} cannot be built "
                                f"({err.args[0] if err.args else err})") from None
-        return _tag(load_state(model, extract_state_dict(obj, str(path)), path), text, True)
+        meta = obj.get("info") if isinstance(obj, dict) else None
+        matching = meta.get("matching") if isinstance(meta, dict) else None
+        return _tag(load_state(model, extract_state_dict(obj, str(path)), path), text, True,
+                    matching=matching if isinstance(matching, dict) else None)
     raise ValueError(f"model SPEC {text!r} is neither a trained model name, a baseline, NAME:WEIGHTS, "
                      f"NAME:{RANDOM}, a checkpoint file nor a run directory (`descnet models` lists the names)")
 
