@@ -105,16 +105,10 @@ def run(args: argparse.Namespace) -> int:
         return _run_reconstruction(args)
     if args.images or args.features:
         raise ValueError("--images and --features go with --reconstruction")
-    from descnet.data.patchify import (JITTER_LEVELS, BrownOptions, PatchDatasetOptions, PatchifyOptions,
-                                       parse_jitter, write_patch_dataset)
+    from descnet.data.patchify import BrownOptions, PatchDatasetOptions, PatchifyOptions, write_patch_dataset
 
     output_dir(args.out)  # a file there, or a file on its path: refused before any work
-    jitter = {level: parse_jitter(text, JITTER_LEVELS[level], f"--jitter-{word}") if text is not None
-              else JITTER_LEVELS[level]
-              for level, word, text in (("e", "easy", args.jitter_easy), ("h", "hard", args.jitter_hard),
-                                        ("t", "tough", args.jitter_tough))}
-    if args.max_points < 0:
-        raise ValueError(f"--max-points must be >= 0 (0 = all), got {args.max_points}")
+    jitter = _jitter_and_points(args)
     if args.mr_size is not None and args.mr_size <= 0:
         raise ValueError(f"--mr-size must be positive, got {args.mr_size}")
     per_point = 4 if args.brown_per_point is None else args.brown_per_point
@@ -151,7 +145,6 @@ def _run_reconstruction(args: argparse.Namespace) -> int:
     import time
 
     from descnet.cli.common import output_dir
-    from descnet.data.patchify import JITTER_LEVELS, parse_jitter
     from descnet.data.point_patches import PointPatchOptions
     from descnet.geometry.tracks import ReconstructionPatchOptions, TrackFilter, reconstruction_patches
 
@@ -161,12 +154,7 @@ def _run_reconstruction(args: argparse.Namespace) -> int:
         raise ValueError("--test-sequences: the sequences of a reconstruction are named after their images; "
                          "use --test-fraction")
     output_dir(args.out)
-    jitter = {level: parse_jitter(text, JITTER_LEVELS[level], f"--jitter-{word}") if text is not None
-              else JITTER_LEVELS[level]
-              for level, word, text in (("e", "easy", args.jitter_easy), ("h", "hard", args.jitter_hard),
-                                        ("t", "tough", args.jitter_tough))}
-    if args.max_points < 0:
-        raise ValueError(f"--max-points must be >= 0 (0 = all), got {args.max_points}")
+    jitter = _jitter_and_points(args)
     per_point = 10 if args.brown_per_point is None else args.brown_per_point
     patches = PointPatchOptions(brown=args.brown or "points", max_per_point=per_point, pairs=args.brown_pairs,
                                 max_rows=args.max_points or None, jitter=jitter, test_fraction=args.test_fraction,
@@ -192,3 +180,16 @@ def _run_reconstruction(args: argparse.Namespace) -> int:
 def _names(text: str) -> tuple[str, ...]:
     """``'dog, hessian'`` -> ``('dog', 'hessian')``."""
     return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _jitter_and_points(args: argparse.Namespace) -> dict:
+    """The e/h/t jitter of ``--jitter-easy/hard/tough`` (each level's default where not given); ``--max-points``
+    checked."""
+    from descnet.data.patchify import JITTER_LEVELS, parse_jitter
+
+    if args.max_points < 0:
+        raise ValueError(f"--max-points must be >= 0 (0 = all), got {args.max_points}")
+    return {level: parse_jitter(text, JITTER_LEVELS[level], f"--jitter-{word}") if text is not None
+            else JITTER_LEVELS[level]
+            for level, word, text in (("e", "easy", args.jitter_easy), ("h", "hard", args.jitter_hard),
+                                      ("t", "tough", args.jitter_tough))}
