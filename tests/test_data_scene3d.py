@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from descnet.data.scene3d import (Scene3DOptions, Surface, _surface_homography, correspond, read_scene,
-                                  render_scene_sequence, render_view, write_scene_sequences)
+                                  render_scene_sequence, render_view)
 from tests.test_data_patchify import ncc_rows
 
 SMALL = Scene3DOptions(size=(320, 240), max_points=300)

@@ -19,12 +19,12 @@ import pytest
 import torch
 
 from descnet.cli.main import main
-from descnet.features.files import (Features, PairMatches, list_feature_names, read_feature_digests, read_features,
+from descnet.features.files import (PairMatches, list_feature_names, read_feature_digests, read_features,
                                     read_matches, write_features, write_matches)
-from descnet.features.options import KeypointOptions, MatchOptions
+from descnet.features.options import KeypointOptions
 from descnet.features.pairs import exhaustive_pairs
 from descnet.features.pipeline import describe_to_file, image_sources, match_to_file
-from descnet.io import MANIFEST, ForeignFileError, OutputLockedError, output_lock, result_set
+from descnet.io import ForeignFileError, OutputLockedError, output_lock, result_set
 
 REPO = Path(__file__).resolve().parents[1]
 FEW = KeypointOptions(max_keypoints=40)
