@@ -2,6 +2,9 @@
 
 One module per idea::
 
+    cameras     calibrated cameras with poses; Strecha, SuperGlue-pairs and COLMAP readers; relative pose
+    pose        relative pose from matches and SuperGlue's pose-error protocol (AUC, precision)
+    alignment   a reconstruction's cameras against ground truth (robust similarity, camera errors, mAA)
     colmap      structure from motion through pycolmap: features + matches files -> a sparse 3D model
 
 Names load on first use (PEP 562), so importing the package loads neither pycolmap nor OpenCV.
@@ -13,6 +16,12 @@ from ..lazy import lazy_attributes
 _LAZY = {
     "SfmOptions": ".colmap", "SfmSummary": ".colmap", "reconstruct": ".colmap",
     "reconstruct_colmap_sift": ".colmap", "import_pycolmap": ".colmap",
+    "Camera": ".cameras", "PosePair": ".cameras", "read_strecha_camera": ".cameras", "read_strecha_scene": ".cameras",
+    "read_pairs_with_pose": ".cameras", "cameras_from_colmap": ".cameras", "read_ground_truth": ".cameras",
+    "relative_pose": ".cameras", "scale_intrinsics": ".cameras", "rotate_pair": ".cameras",
+    "estimate_relative_pose": ".pose", "epipolar_errors": ".pose", "pose_errors": ".pose", "pose_auc": ".pose",
+    "evaluate_pair_pose": ".pose", "umeyama": ".alignment", "robust_similarity": ".alignment",
+    "camera_errors": ".alignment", "CameraErrors": ".alignment",
 }
 __all__ = sorted(_LAZY)
 
