@@ -8,6 +8,8 @@ Writes into --out DIR:
   model/        the sparse model in COLMAP's binary format (cameras, images, points3D, frames, rigs)
   summary.json  registered images, 3D points, observations, track length, reprojection error, pairs and
                 matches before/after verification, seconds per stage, settings; summary.md: the same as a table
+With --ground-truth PATH (a Strecha scene folder or a COLMAP model), the model is aligned to the ground-truth
+cameras and summary.json/summary.md and the printout also give the camera errors (eval sfm --help).
 Needs pycolmap: pip install 'descnet[sfm]'. Mapping uses one thread and seed 0 by default, so a run repeats
 exactly (--threads N: faster on large scenes, not repeatable).
 
@@ -30,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--matches", required=True, metavar="MATCHES.h5", help="matches file (descnet's or hloc's)")
     parser.add_argument("--pairs", metavar="PAIRS.txt", help="use only these pairs (default: every pair of --matches)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for database.db, model/, summary.json")
+    parser.add_argument("--ground-truth", metavar="PATH",
+                        help="ground-truth cameras (a Strecha scene folder or a COLMAP model): report camera errors")
     add_sfm_arguments(parser)
     add_quiet(parser)
 
@@ -62,8 +66,19 @@ def run(args: argparse.Namespace) -> int:
 
     out = output_dir(args.out)
     pairs = read_pairs(args.pairs) if args.pairs else None
+    truth = None
+    if args.ground_truth:
+        from descnet.geometry.cameras import read_ground_truth
+
+        truth = read_ground_truth(args.ground_truth)
     summary = reconstruct(args.images, args.features, args.matches, out, pairs=pairs, options=sfm_options(args),
-                          label=str(args.features), progress=not args.quiet)
+                          label=str(args.features), progress=not args.quiet, ground_truth=truth)
+    if summary.cameras is not None:
+        from descnet.geometry.alignment import format_camera_table
+
+        print(f"camera errors against {args.ground_truth}:")
+        print(format_camera_table({args.features: summary.cameras}))
+        print()
     print(format_table({args.features: summary}))
     wrote = [out / "database.db", out / "model", out / "summary.json", out / "summary.md"]
     if summary.registered == 0:

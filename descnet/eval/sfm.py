@@ -17,6 +17,10 @@ Output folder::
     OUT/<label>/colmap/                      database.db, model/, summary.json, summary.md
     OUT/colmap-sift/                         the reference reconstruction
     OUT/sfm.json, OUT/sfm.md                 settings, environment, one summary per row; the table
+
+With ground-truth cameras (``ground_truth``: a Strecha scene or a COLMAP model,
+:func:`descnet.geometry.cameras.read_ground_truth`), every row also holds its camera errors after a robust
+similarity alignment (:mod:`descnet.geometry.alignment`), and ``sfm.md`` starts with their table.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..geometry.alignment import format_camera_table
 from ..geometry.colmap import SfmOptions, SfmSummary, format_table, import_pycolmap, reconstruct, reconstruct_colmap_sift
 from ..features.files import read_features
 from ..features.options import KeypointOptions, MatchOptions
@@ -52,7 +57,7 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
                 image_list: str | os.PathLike | None = None, pairs: Sequence[tuple[str, str]] | None = None,
                 colmap_sift: bool = True, keypoint_options: KeypointOptions = SFM_KEYPOINTS,
                 match_options: MatchOptions = SFM_MATCHING, options: SfmOptions = SfmOptions(), device: str = "cpu",
-                progress: bool = False) -> dict[str, SfmSummary]:
+                progress: bool = False, ground_truth: str | os.PathLike | None = None) -> dict[str, SfmSummary]:
     """Reconstruct ``image_dir`` with every descriptor of ``{label: model SPEC}`` -> ``{label: SfmSummary}``.
 
     Args:
@@ -66,6 +71,7 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
         match_options: the matcher and the geometric check of the matches files
             (:func:`descnet.features.pipeline.match_to_file`; COLMAP verifies again when it imports them).
         options: COLMAP settings (:class:`descnet.geometry.colmap.SfmOptions`).
+        ground_truth: ground-truth cameras (a Strecha scene or a COLMAP model folder): every row gets camera errors.
 
     Writes ``OUT/sfm.json`` and ``OUT/sfm.md`` after all rows are done.
     """
@@ -81,6 +87,13 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
     images = image_sources([image_dir], image_list)
     names = list(images)
     pairs = check_pairs(exhaustive_pairs(names) if pairs is None else pairs, names, "pairs")
+    truth = None
+    if ground_truth is not None:  # read and checked before any work
+        from ..geometry.cameras import read_ground_truth
+
+        truth = read_ground_truth(ground_truth)
+        if not any(name in truth for name in names):
+            raise ValueError(f"{ground_truth}: holds no camera of the images of {image_dir} (e.g. {names[0]!r})")
     kp, mo = keypoint_options, match_options
     rows: dict[str, SfmSummary] = {}
     keypoints = None
@@ -93,7 +106,7 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
         matched = match_to_file(where / "features.h5", pairs, where / "matches.h5", options=match_options,
                                 progress=progress)
         summary = reconstruct(image_dir, where / "features.h5", where / "matches.h5", where / "colmap",
-                              pairs=pairs, options=options, label=label, progress=progress)
+                              pairs=pairs, options=options, label=label, progress=progress, ground_truth=truth)
         # the whole pipeline's time, as the reference row's (extraction + matching + mapping); a resumed run
         # counts only the images and pairs it described and matched
         seconds = {"describe": described.seconds, "match": matched.seconds,
@@ -103,15 +116,18 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
     if colmap_sift:
         rows[COLMAP_LABEL] = reconstruct_colmap_sift(image_dir, out / "colmap-sift", names=names,
                                                      max_features=kp.max_keypoints or 8192, options=options,
-                                                     progress=progress)
+                                                     progress=progress, ground_truth=truth)
     settings = {"images": str(image_dir), "image_names": names, "pairs": len(pairs), "models": dict(models),
                 "detector": kp.detector, "max_keypoints": kp.max_keypoints, "mr_size": kp.mr_size,
                 "matcher": mo.matcher, "ratio": mo.ratio, "geometry": mo.geometry, "estimator": mo.estimator,
-                "threshold": mo.threshold, "colmap": options.__dict__, "colmap_sift": colmap_sift}
+                "threshold": mo.threshold, "colmap": options.__dict__, "colmap_sift": colmap_sift,
+                "ground_truth": None if ground_truth is None else str(ground_truth)}
     write_json(out / "sfm.json", {
         "evaluation": "sfm", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "environment": environment_info(device), "settings": settings,
         "rows": {label: summary.to_dict() for label, summary in rows.items()}})
     with atomic_path(out / "sfm.md") as tmp:
-        tmp.write_text(format_table(rows) + "\n")
+        cameras = (format_camera_table({label: s.cameras for label, s in rows.items()}) + "\n\n"
+                   if truth is not None else "")
+        tmp.write_text(cameras + format_table(rows) + "\n")
     return rows
