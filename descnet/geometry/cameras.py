@@ -224,12 +224,14 @@ def cameras_from_reconstruction(reconstruction: Any) -> dict[str, Camera]:
 def cameras_from_colmap(model: str | os.PathLike) -> dict[str, Camera]:
     """A COLMAP model folder (``cameras``/``images`` ``.bin`` or ``.txt``) -> ``{image name: Camera}`` of its
     registered images. Needs pycolmap."""
-    from .colmap import import_pycolmap
-
     model = Path(model)
     if not _is_colmap_model(model):
         raise FileNotFoundError(f"{model}: not a COLMAP model (no cameras.bin/images.bin or .txt in it)")
-    pycolmap = import_pycolmap()
+    try:  # not through descnet.geometry.colmap, which imports this module
+        import pycolmap
+    except ImportError:
+        raise ModuleNotFoundError("reading a COLMAP model needs pycolmap, which is not installed: "
+                                  "pip install 'descnet[sfm]' (or: pip install pycolmap)") from None
     try:
         reconstruction = pycolmap.Reconstruction(model)
     except Exception as err:  # pycolmap raises its own errors for broken files
