@@ -151,3 +151,25 @@ def test_shared_scannet_pairs(shared_data, tmp_path, capsys):
     summary = json.loads((out / "pose.json").read_text())["models"]["RootSIFT (OpenCV)"]
     assert summary["pairs"] == 15 and 0 <= summary["auc"]["10"] <= 100
     assert "| RootSIFT (OpenCV) |" in printed
+
+
+def test_constant_descriptors_get_a_warning(scene, tmp_path, capsys):
+    import torch
+
+    from descnet.models import create_model
+
+    model = create_model("tfeat")
+    state = model.state_dict()
+    state["descr.0.weight"].zero_()
+    state["descr.0.bias"].fill_(1.0)  # every patch gets the same descriptor
+    (tmp_path / "w").mkdir()
+    torch.save({"descnet": 1, "model": {"name": "tfeat", "options": dict(model.descnet_options)},
+                "state_dict": state}, tmp_path / "w" / "flat.pt")
+    out = tmp_path / "flat"
+    code, printed, err = _run([str(scene), "--max-gap", "1", "--model", str(tmp_path / "w" / "flat.pt"),
+                               "--no-baselines", "--scale", "0.5", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert "WARNING: w-flat: all descriptors are identical" in printed
+    summary = json.loads((out / "pose.json").read_text())["models"]["w-flat"]
+    assert "all descriptors are identical" in summary["warnings"][0]
+    assert "WARNING: w-flat" in (out / "pose.md").read_text()

@@ -383,7 +383,7 @@ def benchmark_pose(out: str | os.PathLike, scene: str | os.PathLike | None = Non
     with result_set(out) as staged:
         write_json(staged.path("pose.json"), payload)
         staged.path("pose.md").write_text(f"{caption}\n\n{format_pose_table(payload['models'], notes)}\n")
-        staged.path("pose.tex").write_text(latex_pose_table(payload["models"], caption))
+        staged.path("pose.tex").write_text(latex_pose_table(payload["models"], " ".join([caption + ".", *notes])))
         plot_pose_errors(payload["pairs"], staged.path("pose.png"), f"{Path(str(where)).name}: {len(tasks)} pairs")
         written = sorted(out / p.name for p in staged.dir.iterdir())
     return BenchmarkRun(payload, path, kept, written)
