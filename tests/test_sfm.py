@@ -280,3 +280,22 @@ def test_eval_sfm_finds_the_strecha_ground_truth_beside_the_images(box, tmp_path
     assert main(["eval", "sfm", str(scene / "images"), "--model", "opencv-rootsift", "--no-baselines", "--no-colmap",
                  "--ground-truth", str(tmp_path / "other"), "--out", str(tmp_path / "eval2"), "--quiet"]) == 2
     assert "holds no camera of the images" in capsys.readouterr().err and not (tmp_path / "eval2").exists()
+
+
+def test_eval_pose_with_ground_truth_from_a_colmap_model(box, tmp_path, capsys):
+    root, centres = box
+    sfm = tmp_path / "sfm"
+    assert main(["reconstruct", str(root / "images"), "--features", str(root / "features.h5"), "--matches",
+                 str(root / "matches.h5"), "--camera-mode", "single", "--out", str(sfm), "--quiet"]) == 0
+    from descnet.geometry.cameras import cameras_from_colmap
+
+    cameras = cameras_from_colmap(sfm / "model")
+    assert sorted(cameras) == sorted(centres)
+    # the principal point in descnet's convention (pixel centres at integers), like the renderer's K
+    assert cameras["view0.png"].K[0, 2] == pytest.approx(K[0, 2], abs=1e-6)
+    out = tmp_path / "pose"
+    assert main(["eval", "pose", "--cameras", str(sfm / "model"), "--images", str(root / "images"), "--model",
+                 "opencv-rootsift", "--no-baselines", "--scale", "1", "--max-gap", "2", "--out", str(out),
+                 "--quiet"]) == 0
+    summary = json.loads((out / "pose.json").read_text())["models"]["RootSIFT (OpenCV)"]
+    assert summary["pairs"] == 7 and summary["failed"] == 0 and summary["precision"] > 90

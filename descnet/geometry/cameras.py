@@ -18,7 +18,8 @@ Readers (errors name the file, and the line where there is one):
   ``name0 name1 rot0 rot1 K0(9) K1(9) T_0to1(16)`` -- EXIF rotations (quarter turns, 0-3), the intrinsics of the
   two images as stored, and the 4x4 row-major transform taking a point from camera 0's frame to camera 1's.
 * :func:`cameras_from_colmap`: the registered images of a COLMAP model (``pycolmap.Reconstruction``) as
-  ground truth; ``K`` is the camera's calibration matrix (distortion parameters are not applied).
+  ground truth; ``K`` is the camera's calibration matrix, its principal point moved by -0.5 px into descnet's
+  pixel-centre convention (distortion parameters are not applied).
 * :func:`read_ground_truth`: either of the folders above, recognised by content.
 
 Relative pose of two cameras: :func:`relative_pose` (``T_0to1``: ``X_1 = R X_0 + t``). Resized and rotated
@@ -207,14 +208,17 @@ def _is_number(token: str) -> bool:
 
 def cameras_from_reconstruction(reconstruction: Any) -> dict[str, Camera]:
     """The registered images of a ``pycolmap.Reconstruction`` -> ``{image name: Camera}`` (``K``: the camera's
-    calibration matrix; ``R``, ``C``: ``cam_from_world``; COLMAP's pixel origin is the top-left pixel's corner)."""
+    calibration matrix with the principal point moved by -0.5 px into descnet's convention -- COLMAP puts the
+    origin at the top-left pixel's corner, descnet at its centre; ``R``, ``C``: ``cam_from_world``)."""
     cameras = {}
     for image in reconstruction.images.values():
         if not image.has_pose:
             continue
         pose = image.cam_from_world()
         camera = image.camera
-        cameras[image.name] = Camera(K=np.asarray(camera.calibration_matrix(), np.float64),
+        K = np.asarray(camera.calibration_matrix(), np.float64).copy()
+        K[:2, 2] -= 0.5  # COLMAP's pixel-corner origin -> descnet's pixel-centre origin
+        cameras[image.name] = Camera(K=K,
                                      R=np.asarray(pose.rotation.matrix(), np.float64),
                                      C=np.asarray(image.projection_center(), np.float64),
                                      width=int(camera.width), height=int(camera.height))
