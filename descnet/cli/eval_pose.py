@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     from descnet.features.options import MatchOptions
 
     check_device(args.device, "--device")
+    if not 0 < args.scale <= 1:
+        raise ValueError(f"--scale must be in (0, 1], got {args.scale}")
     output_dir(args.out)
     ratio = args.ratio if args.ratio is not None else (POSE_MATCHING.ratio if args.matcher != "mnn" else None)
     try:
