@@ -190,7 +190,7 @@ def format_camera_table(rows: Mapping[str, Mapping[str, Any] | CameraErrors | No
     keys = [f"{d:g}deg/{100 * c:g}%" for d, c in CAMERA_THRESHOLDS]
     headers = ["descriptor", "registered / GT", "rotation error deg (median / mean)",
                "centre error GT units (median / mean)",
-               *(f"within {d:g} deg & {100 * c:g}% extent" for d, c in CAMERA_THRESHOLDS), "mAA@10deg rel. pose"]
+               *(f"within {d:g} deg & {100 * c:g}% extent" for d, c in CAMERA_THRESHOLDS), "rel. pose mAA 1-10 deg"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
 
     def num(x: Any, fmt: str) -> str:
