@@ -140,8 +140,9 @@ def strecha_scene_root(path: str | os.PathLike) -> Path | None:
 def read_strecha_scene(folder: str | os.PathLike) -> dict[str, Camera]:
     """A Strecha scene folder -> ``{image name: Camera}`` in name order (module docstring).
 
-    Every image of ``images/`` must have its camera file, and every camera file its image; a camera's size must
-    be the image's (checked from the file header when OpenCV can read it lazily: here, by decoding).
+    Every image of ``images/`` must have its camera file, and every camera file its image (when ``images/`` is
+    there). Image sizes are not read here; ``descnet eval pose`` checks them against the cameras when it decodes
+    the images.
     """
     from ..data.images import list_images
 
