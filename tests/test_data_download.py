@@ -276,3 +276,36 @@ def test_cli_download(server, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cannot reach 127.0.0.1" in err and "are you offline?" in err and "notredame.zip" in err
     assert not (root / "notredame").exists()
+
+
+def test_strecha_scenes_share_one_archive_fetched_once(server, tmp_path, capsys):
+    """openMVG's repository archive holds the six scenes: a download of several scenes fetches it once, unpacks
+    each scene into ROOT/<scene>, and removes the archive after the last one."""
+    from descnet.cli.main import main
+    from descnet.geometry.cameras import read_strecha_scene
+
+    scenes = resources("strecha")
+    assert [r.name for r in scenes] == ["fountain-P11", "Herz-Jesus-P8", "entry-P10", "castle-P19", "castle-P30",
+                                        "Herz-Jesus-P25"]
+    assert len({r.filename for r in scenes}) == 1 and dl.STRECHA_COMMIT in scenes[0].urls[0]
+    assert scenes[0].urls[0].startswith("https://codeload.github.com/openMVG/SfM_quality_evaluation/zip/")
+    top = f"SfM_quality_evaluation-{dl.STRECHA_COMMIT}/Benchmarking_Camera_Calibration_2008"
+    camera = b"2759.48 0 1520.69\n0 2764.16 1006.81\n0 0 1\n0 0 0\n1 0 0\n0 1 0\n0 0 1\n0 0 0\n3072 2048\n"
+    files = {f"{top}/{scene}/{kind}": data for scene in ("fountain-P11", "entry-P10", "castle-P19")
+             for kind, data in (("images/0000.jpg", scene.encode()), ("gt_dense_cameras/0000.jpg.camera", camera))}
+    files[f"SfM_quality_evaluation-{dl.STRECHA_COMMIT}/README.md"] = b"readme"
+    server.files[f"/{scenes[0].filename}"] = _zip(files)
+    root = tmp_path / "strecha"
+    assert main(["data", "download", "strecha", "--root", str(root), "--subset", "fountain-P11", "entry-P10",
+                 "--mirror", server.base, "--quiet"]) == 0
+    assert len(server.requests) == 1  # one archive for both scenes
+    for scene in ("fountain-P11", "entry-P10"):
+        assert (root / scene / "images" / "0000.jpg").read_bytes() == scene.encode()
+    assert not (root / "castle-P19").exists() and not (root / scenes[0].filename).exists()  # archive removed
+    cameras = read_strecha_scene(root / "fountain-P11")
+    assert list(cameras) == ["0000.jpg"] and cameras["0000.jpg"].K[0, 0] == 2759.48
+    # the library function does the same
+    folders = dl.download_dataset("strecha", tmp_path / "lib", ["castle-P19", "fountain-P11"], mirrors=[server.base],
+                                  progress=False)
+    assert [f.name for f in folders] == ["castle-P19", "fountain-P11"] and len(server.requests) == 2
+    assert not (tmp_path / "lib" / scenes[0].filename).exists()

@@ -380,3 +380,81 @@ def test_eval_sfm_reruns_add_rows_and_a_failure_at_every_rename_leaves_a_consist
                                          r"'opencv-rootsift' \(this run: 'opencv-sift'\), model_digest"):
         compare_sfm(root / "images", {"RootSIFT": "opencv-sift"}, out, colmap_sift=False, keypoint_options=few)
     assert _sfm_state(out) == ["RootSIFT", "SIFT"]
+def write_strecha_cameras(folder, names) -> None:
+    """The box's true cameras as Strecha ``.camera`` files in ``folder/gt_dense_cameras`` (R camera-to-world)."""
+    cams = folder / "gt_dense_cameras"
+    cams.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        s = -1.0 + 2.0 * i / (len(names) - 1)
+        centre = np.array([1.6 * s, 0.3 * np.sin(3 * s), 0.8 * (1 - s * s)])  # as render_box
+        rot = _look_at(centre, np.array([0.0, 0.3, 6.0]))
+        rows = [" ".join(f"{v:.17g}" for v in row) for row in (*K, (0, 0, 0), *rot.T, centre, (W, H))]
+        (cams / f"{name}.camera").write_text("\n".join(rows) + "\n")
+
+
+def test_reconstruct_with_ground_truth_reports_camera_errors(box, tmp_path, capsys):
+    from descnet.geometry.alignment import camera_errors
+    from descnet.geometry.cameras import read_ground_truth
+
+    root, centres = box
+    write_strecha_cameras(tmp_path / "gt", sorted(centres))
+    out = tmp_path / "sfm"
+    assert main(["reconstruct", str(root / "images"), "--features", str(root / "features.h5"), "--matches",
+                 str(root / "matches.h5"), "--camera-mode", "single", "--ground-truth", str(tmp_path / "gt"),
+                 "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.index("camera errors against") < printed.index("| descriptor | registered | 3D points |")
+    cameras = json.loads((out / "summary.json").read_text())["cameras"]
+    assert (cameras["images"], cameras["registered"], cameras["alignment_inliers"]) == (5, 5, 5)
+    assert cameras["rotation_median"] < 0.2 and cameras["centre_median"] < 0.005 * cameras["extent"]
+    assert cameras["accuracy"]["1deg/1%"] == 1.0 and cameras["maa"] > 0.9
+    assert "| 5 / 5 |" in (out / "summary.md").read_text().split("\n\n")[0]  # the camera table first
+    # a COLMAP model as ground truth: the model against itself is exact
+    own = read_ground_truth(out)
+    errors = camera_errors(own, own)
+    assert errors.rotation_mean < 1e-6 and errors.centre_mean < 1e-9 and errors.maa == 1.0
+
+
+def test_eval_sfm_finds_the_strecha_ground_truth_beside_the_images(box, tmp_path, capsys):
+    import shutil
+
+    root, centres = box
+    scene = tmp_path / "scene"
+    shutil.copytree(root / "images", scene / "images")
+    write_strecha_cameras(scene, sorted(centres))
+    out = tmp_path / "eval"
+    assert main(["eval", "sfm", str(scene / "images"), "--model", "opencv-rootsift", "--no-baselines", "--no-colmap",
+                 "--max-keypoints", "1000", "--camera-mode", "single", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"ground truth: {scene / 'gt_dense_cameras'}")
+    assert printed.index("| descriptor | registered / GT |") < printed.index("| descriptor | registered | 3D points |")
+    payload = json.loads((out / "sfm.json").read_text())
+    cameras = payload["rows"]["RootSIFT (OpenCV)"]["cameras"]
+    assert cameras["registered"] == 5 and cameras["rotation_median"] < 0.2
+    assert payload["settings"]["ground_truth"] == str(scene / "gt_dense_cameras")
+    assert (out / "sfm.md").read_text().startswith("| descriptor | registered / GT |")
+    # ground truth that names none of the images is refused before any work
+    (tmp_path / "other" / "gt_dense_cameras").mkdir(parents=True)
+    shutil.copy(scene / "gt_dense_cameras" / "view0.png.camera", tmp_path / "other" / "gt_dense_cameras" / "x.camera")
+    assert main(["eval", "sfm", str(scene / "images"), "--model", "opencv-rootsift", "--no-baselines", "--no-colmap",
+                 "--ground-truth", str(tmp_path / "other"), "--out", str(tmp_path / "eval2"), "--quiet"]) == 2
+    assert "holds no camera of the images" in capsys.readouterr().err and not (tmp_path / "eval2").exists()
+
+
+def test_eval_pose_with_ground_truth_from_a_colmap_model(box, tmp_path, capsys):
+    root, centres = box
+    sfm = tmp_path / "sfm"
+    assert main(["reconstruct", str(root / "images"), "--features", str(root / "features.h5"), "--matches",
+                 str(root / "matches.h5"), "--camera-mode", "single", "--out", str(sfm), "--quiet"]) == 0
+    from descnet.geometry.cameras import cameras_from_colmap
+
+    cameras = cameras_from_colmap(sfm / "model")
+    assert sorted(cameras) == sorted(centres)
+    # the principal point in descnet's convention (pixel centres at integers), like the renderer's K
+    assert cameras["view0.png"].K[0, 2] == pytest.approx(K[0, 2], abs=1e-6)
+    out = tmp_path / "pose"
+    assert main(["eval", "pose", "--cameras", str(sfm / "model"), "--images", str(root / "images"), "--model",
+                 "opencv-rootsift", "--no-baselines", "--scale", "1", "--max-gap", "2", "--out", str(out),
+                 "--quiet"]) == 0
+    summary = json.loads((out / "pose.json").read_text())["models"]["RootSIFT (OpenCV)"]
+    assert summary["pairs"] == 7 and summary["failed"] == 0 and summary["precision"] > 90

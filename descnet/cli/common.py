@@ -94,7 +94,7 @@ def keypoint_options(args: argparse.Namespace) -> KeypointOptions:
 
 def add_match_arguments(parser: argparse.ArgumentParser, matcher: str = "mnn", ratio: float | None = None,
                         geometry: str | None = "homography", fixed_geometry: bool = False,
-                        recommended: bool = False) -> None:
+                        recommended: bool = False, verification: bool = True) -> None:
     """``--matcher``, ``--ratio``, ``--geometry``, ``--estimator``, ``--threshold``: read by :func:`match_options`.
 
     ``geometry=None``: the verb picks the default (``match``: homography for two images, fundamental for a pair
@@ -102,6 +102,8 @@ def add_match_arguments(parser: argparse.ArgumentParser, matcher: str = "mnn", r
     sfm``: fundamental), so there is no ``--geometry``. ``recommended``: ``--matcher`` and ``--ratio`` default to
     ``None`` ("not given"), so that each model's recommended matcher applies (``matcher``/``ratio`` are then the
     fallback for models without one; :func:`descnet.features.options.recommended_match_options`).
+    ``verification=False``: the verb's protocol fixes the robust estimator too (``eval pose``), so there is no
+    ``--estimator`` or ``--threshold``.
     """
     fallback = matcher + (f" {ratio:g}" if ratio is not None else "")
     if recommended:
@@ -118,6 +120,8 @@ def add_match_arguments(parser: argparse.ArgumentParser, matcher: str = "mnn", r
         parser.add_argument("--geometry", choices=tuple(GEOMETRIES), default=geometry,
                             help="geometry matrix fitted to the matches (default: "
                                  + (f"{geometry})" if geometry else "homography for two images, fundamental for --pairs)"))
+    if not verification:
+        return
     parser.add_argument("--estimator", choices=ESTIMATOR_NAMES, default="magsac",
                         help="OpenCV robust estimator (default: magsac = cv2.USAC_MAGSAC)")
     default = f"{GEOMETRIES[geometry][1]:g}" if fixed_geometry else "3 for homography, 1 for fundamental"
@@ -143,8 +147,8 @@ def model_match_options(args: argparse.Namespace, model: Any, geometry: str | No
     from descnet.features.options import recommended_match_options
 
     try:
-        default = MatchOptions(matcher, ratio, getattr(args, "geometry", None) or geometry, args.estimator,
-                               args.threshold)
+        default = MatchOptions(matcher, ratio, getattr(args, "geometry", None) or geometry,
+                               getattr(args, "estimator", "magsac"), getattr(args, "threshold", None))
         return recommended_match_options(model, args.matcher, args.ratio, default=default)
     except ValueError as err:
         raise _naming_argument(err) from None

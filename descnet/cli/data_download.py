@@ -4,6 +4,9 @@
   hpatches            HPatches patches (4.2 GB)                -> ROOT/hpatches-release/
   hpatches-sequences  HPatches full images (1.3 GB)            -> ROOT/hpatches-sequences-release/
   hpatches-tasks      official benchmark task files            -> ROOT/tasks/ (splits/splits.json, CSVs)
+  strecha             Strecha et al.'s six scenes with ground-truth cameras (openMVG's copy, one archive)
+                                                               -> ROOT/<scene>/images/, gt_dense_cameras/
+                      (--subset fountain-P11 Herz-Jesus-P8 entry-P10 castle-P19 castle-P30 Herz-Jesus-P25)
 
 Interrupted downloads resume (ROOT/<archive>.part); known checksums are verified; a folder that already
 exists is left alone (--force replaces it). Offline? Put the archive into ROOT by hand and run again, or
@@ -13,19 +16,21 @@ examples:
   descnet data download brown --root data/brown --subset liberty notredame
   descnet data download hpatches-tasks --root data/hpatches
   descnet data download brown --root data/brown --list
+  descnet data download strecha --root data/strecha --subset fountain-P11 entry-P10
 """
 from __future__ import annotations
 
 import argparse
 
-DATASETS = ("brown", "hpatches", "hpatches-sequences", "hpatches-tasks")
+DATASETS = ("brown", "hpatches", "hpatches-sequences", "hpatches-tasks", "strecha")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", choices=DATASETS, help="what to download")
     parser.add_argument("--root", required=True, help="folder to download and unpack into")
     parser.add_argument("--subset", nargs="+", metavar="NAME",
-                        help="only these parts (brown: liberty, notredame, yosemite; default: all)")
+                        help="only these parts (brown: liberty, notredame, yosemite; strecha: its scenes, e.g. "
+                             "fountain-P11; default: all)")
     parser.add_argument("--mirror", action="append", metavar="URL",
                         help="base URL holding the archives, tried instead of the official URLs "
                              "(repeat for several; default: $DESCNET_MIRROR)")
@@ -40,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from descnet.data.download import CHECKSUMS, candidate_urls, download_resource, resources
+    from descnet.data.download import CHECKSUMS, archive_still_needed, candidate_urls, download_resource, resources
 
     chosen = resources(args.dataset, args.subset)
     root = Path(args.root)
@@ -54,13 +59,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if root.exists() and not root.is_dir():
         raise ValueError(f"--root {root}: not a folder")
-    for resource in chosen:
+    for i, resource in enumerate(chosen):
         dest = root / resource.dest
         if dest.exists() and not args.force:
             print(f"{resource.name}: already present at {dest} (--force to download again)")
             continue
         print(f"{resource.name}: downloading {resource.filename} ...", flush=True)
+        keep = args.keep_archive or archive_still_needed(resource, chosen[i + 1:], root, args.force)
         download_resource(resource, root, mirrors=args.mirror, force=args.force,
-                          keep_archive=args.keep_archive, progress=not args.quiet, timeout=args.timeout)
+                          keep_archive=keep, progress=not args.quiet, timeout=args.timeout)
         print(f"{resource.name}: done -> {dest}")
     return 0

@@ -16,13 +16,22 @@ and images; refused otherwise: --overwrite starts them afresh) and DIR/<row>/col
 summary); DIR/colmap-sift/. A rerun adds its rows to the earlier ones of the same settings (--overwrite drops
 them). Needs pycolmap: pip install 'descnet[sfm]'.
 
+Ground truth: with --ground-truth PATH (a Strecha scene folder or a COLMAP model), or when IMAGES is the images/
+folder of a Strecha scene (its gt_dense_cameras/ beside it is found and used; the run says so), every
+reconstruction is aligned to the ground-truth cameras (a robust similarity on the camera centres) and the
+camera errors lead the printout: registered images, rotation error (degrees) and camera-centre error
+(ground-truth units) as median / mean, the share of images within 1/2/5 degrees and 1/2/5 % of the ground
+truth's extent, and the mAA of relative poses (1..10 degrees).
+
 examples:
   descnet eval sfm ../shared/data/sfm/sacre_coeur --model runs/csa --out results/eval/sfm
   descnet eval sfm photos/ --model tfeat:tfeat-liberty.params --model runs/csa --no-colmap --threads 4
+  descnet eval sfm ../shared/data/strecha/fountain-P11/images --out results/eval/sfm-fountain
 """
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from descnet.cli.common import add_keypoint_arguments, add_match_arguments, add_quiet
 
@@ -47,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (default: results/eval/sfm)")
     parser.add_argument("--overwrite", action="store_true",
                         help="describe and match every row afresh and drop the rows of earlier runs in --out")
+    parser.add_argument("--ground-truth", metavar="PATH",
+                        help="ground-truth cameras: a Strecha scene folder or a COLMAP model (default: the Strecha "
+                             "scene IMAGES belongs to, if any)")
     add_sfm_arguments(parser)
     add_quiet(parser)
 
@@ -66,6 +78,15 @@ def run(args: argparse.Namespace) -> int:
     models = label_models(dict.fromkeys((args.model or [DEFAULT_MODEL])
                                         + ([] if args.no_baselines else ["opencv-rootsift"])))
     out = output_dir(args.out)
+    ground_truth = args.ground_truth
+    if ground_truth is None:
+        from descnet.geometry.cameras import STRECHA_CAMERAS, strecha_scene_root
+
+        scene = strecha_scene_root(args.images)
+        if scene is not None and scene != Path(args.images):
+            ground_truth = scene / STRECHA_CAMERAS
+            print(f"ground truth: {ground_truth} (the Strecha scene of {args.images}; --ground-truth PATH chooses "
+                  "another)")
     # models without a recommended matcher: COLMAP's (smnn 0.8); the estimator and threshold as given
     fallback = match_options(argparse.Namespace(matcher="smnn", ratio=0.8, estimator=args.estimator,
                                                 threshold=args.threshold), "fundamental")
@@ -73,7 +94,13 @@ def run(args: argparse.Namespace) -> int:
                        pairs=read_pairs(args.pairs) if args.pairs else None, colmap_sift=not args.no_colmap,
                        keypoint_options=keypoint_options(args), match_options=fallback, matcher=args.matcher,
                        ratio=args.ratio, options=sfm_options(args), device=args.device, progress=not args.quiet,
-                       overwrite=args.overwrite)
+                       overwrite=args.overwrite, ground_truth=ground_truth)
+    if ground_truth is not None:
+        from descnet.geometry.alignment import format_camera_table
+
+        print(f"camera errors against {ground_truth}:")
+        print(format_camera_table({label: s.cameras for label, s in rows.items()}))
+        print()
     print(format_table(rows))
     print(matching_note(read_json(out / "sfm.json")["settings"]["matching"]))
     print(f"wrote {out / 'sfm.json'}, {out / 'sfm.md'}")

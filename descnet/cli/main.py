@@ -31,7 +31,8 @@ COMMANDS: list[tuple] = [
         ("hpatches", "descnet.cli.eval_hpatches", "HPatches verification, matching, retrieval mAP; tables, figure"),
         ("sequences", "descnet.cli.eval_sequences", "image matching on sequences: MMA, homography accuracy"),
         ("sfm", "descnet.cli.eval_sfm", "compare descriptors by COLMAP reconstructions of one image folder"),
-    ], "benchmarks: Brown FPR95, HPatches tasks, image-sequence matching, structure from motion"),
+        ("pose", "descnet.cli.eval_pose", "relative pose against ground truth: SuperGlue's AUC@5/10/20 (Strecha, pairs)"),
+    ], "benchmarks: Brown FPR95, HPatches tasks, image-sequence matching, structure from motion, relative pose"),
 ]
 
 

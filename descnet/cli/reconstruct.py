@@ -13,6 +13,8 @@ Writes into --out DIR, as one set (all new, or after a failure or kill all as be
   model/        the sparse model in COLMAP's binary format (cameras, images, points3D, frames, rigs)
   summary.json  registered images, 3D points, observations, track length, reprojection error, pairs and
                 matches before/after verification, seconds per stage, settings; summary.md: the same as a table
+With --ground-truth PATH (a Strecha scene folder or a COLMAP model), the model is aligned to the ground-truth
+cameras and summary.json/summary.md and the printout also give the camera errors (eval sfm --help).
 Needs pycolmap: pip install 'descnet[sfm]'. Mapping uses one thread and seed 0 by default, so a run repeats
 exactly (--threads N: faster on large scenes, not repeatable).
 
@@ -44,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # without --matcher/--ratio the model's recommended matcher; COLMAP's smnn 0.8 for models without one
     add_match_arguments(group, matcher="smnn", ratio=0.8, geometry="fundamental", fixed_geometry=True,
                         recommended=True)
+    parser.add_argument("--ground-truth", metavar="PATH",
+                        help="ground-truth cameras (a Strecha scene folder or a COLMAP model): report camera errors")
     add_sfm_arguments(parser)
     add_quiet(parser)
 
@@ -78,6 +82,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give --features and --matches together, or neither (to describe and match IMAGES)")
     out = output_dir(args.out)
     pairs = read_pairs(args.pairs) if args.pairs else None
+    truth = None
+    if args.ground_truth:
+        from descnet.geometry.cameras import read_ground_truth
+
+        truth = read_ground_truth(args.ground_truth)
     if args.features is None:
         from descnet.features.inference import check_device
         from descnet.geometry.pipeline import reconstruct_images
@@ -86,18 +95,25 @@ def run(args: argparse.Namespace) -> int:
         matching, origin = model_match_options(args, args.model, "fundamental", "smnn", 0.8)
         summary = reconstruct_images(args.images, out, model=args.model, pairs=pairs,
                                      keypoint_options=keypoint_options(args), match_options=matching,
-                                     options=sfm_options(args), device=args.device, progress=not args.quiet)
+                                     options=sfm_options(args), device=args.device, progress=not args.quiet,
+                                     ground_truth=truth)
         label = args.model
         print(f"matching: {describe_matching(matching, origin)}")
-        print(format_table({label: summary}))
         print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))
         out = out / "colmap"
         features = [out.parent / "features.h5", out.parent / "matches.h5"]
     else:
         summary = reconstruct(args.images, args.features, args.matches, out, pairs=pairs, options=sfm_options(args),
-                              label=str(args.features), progress=not args.quiet)
-        print(format_table({args.features: summary}))
+                              label=str(args.features), progress=not args.quiet, ground_truth=truth)
+        label = str(args.features)
         features = []
+    if summary.cameras is not None:
+        from descnet.geometry.alignment import format_camera_table
+
+        print(f"camera errors against {args.ground_truth}:")
+        print(format_camera_table({label: summary.cameras}))
+        print()
+    print(format_table({label: summary}))
     wrote = features + [out / "database.db", out / "model", out / "summary.json", out / "summary.md"]
     if summary.registered == 0:
         print(f"COLMAP made no model ({summary.verified_pairs} of {summary.pairs} pairs verified): "

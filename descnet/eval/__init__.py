@@ -38,6 +38,8 @@ _LAZY = {
     "evaluate_sequences": "descnet.eval.sequences",
     "benchmark_sequences": "descnet.eval.sequences",
     "compare_sfm": "descnet.eval.sfm",
+    "benchmark_pose": "descnet.eval.pose",
+    "evaluate_pose": "descnet.eval.pose",
 }
 
 __all__ = sorted([*_LAZY, "fpr95", "fpr_at_recall"])

@@ -29,6 +29,10 @@ with the same model (by its weights' digest), keypoint settings and images, and 
 features (:mod:`descnet.features.pipeline`); otherwise the run is refused, naming both sides (``overwrite``
 starts them afresh). ``sfm.json`` and ``sfm.md`` are written as one result set, each row's ``colmap/`` as
 another (:func:`descnet.geometry.colmap.reconstruct`).
+
+With ground-truth cameras (``ground_truth``: a Strecha scene or a COLMAP model,
+:func:`descnet.geometry.cameras.read_ground_truth`), every row also holds its camera errors after a robust
+similarity alignment (:mod:`descnet.geometry.alignment`), and ``sfm.md`` starts with their table.
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..geometry.alignment import format_camera_table
 from ..geometry.colmap import SfmOptions, SfmSummary, format_table, import_pycolmap, reconstruct, reconstruct_colmap_sift
 from ..features.files import read_features
 from ..features.options import COLMAP_KEYPOINTS, COLMAP_MATCHING, KeypointOptions, MatchOptions, recommended_match_options
@@ -104,7 +109,7 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
                 colmap_sift: bool = True, keypoint_options: KeypointOptions = SFM_KEYPOINTS,
                 match_options: MatchOptions = SFM_MATCHING, matcher: str | None = None, ratio: float | None = None,
                 options: SfmOptions = SfmOptions(), device: str = "cpu", progress: bool = False,
-                overwrite: bool = False) -> dict[str, SfmSummary]:
+                overwrite: bool = False, ground_truth: str | os.PathLike | None = None) -> dict[str, SfmSummary]:
     """Reconstruct ``image_dir`` with every descriptor of ``{label: model SPEC}`` -> ``{label: SfmSummary}``.
 
     Args:
@@ -120,6 +125,7 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
         matcher, ratio: the matcher for every row (``None``: each model's recommended one; module docstring).
         options: COLMAP settings (:class:`descnet.geometry.colmap.SfmOptions`).
         overwrite: describe and match every row afresh, and drop the rows of earlier runs.
+        ground_truth: ground-truth cameras (a Strecha scene or a COLMAP model folder): every row gets camera errors.
 
     Writes ``OUT/sfm.json`` and ``OUT/sfm.md`` after all rows are done, with the rows of earlier runs (module
     docstring). Returns this run's rows.
@@ -136,6 +142,13 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
     images = image_sources([image_dir], image_list)
     names = list(images)
     pairs = check_pairs(exhaustive_pairs(names) if pairs is None else pairs, names, "pairs")
+    truth = None
+    if ground_truth is not None:  # read and checked before any work
+        from ..geometry.cameras import read_ground_truth
+
+        truth = read_ground_truth(ground_truth)
+        if not any(name in truth for name in names):
+            raise ValueError(f"{ground_truth}: holds no camera of the images of {image_dir} (e.g. {names[0]!r})")
     kp, mo = keypoint_options, match_options
     matching = {label: recommended_match_options(spec, matcher, ratio, default=match_options)
                 for label, spec in models.items()}  # checked before any work
@@ -143,7 +156,8 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
                 "detector": kp.detector, "max_keypoints": kp.max_keypoints, "mr_size": kp.mr_size,
                 "matcher": matcher, "ratio": ratio, "geometry": mo.geometry, "estimator": mo.estimator,
                 "threshold": mo.threshold, "colmap": options.__dict__, "colmap_sift": colmap_sift,
-                "matching": {label: {**m.settings(), "origin": origin} for label, (m, origin) in matching.items()}}
+                "matching": {label: {**m.settings(), "origin": origin} for label, (m, origin) in matching.items()},
+                "ground_truth": None if ground_truth is None else str(ground_truth)}
     _earlier_rows(out / "sfm.json", settings, overwrite)  # refused before any work
     check_foreign_files(out, SFM_RESULT_FILES)
     rows: dict[str, SfmSummary] = {}
@@ -157,7 +171,7 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
         matched = match_to_file(where / "features.h5", pairs, where / "matches.h5", options=matching[label][0],
                                 progress=progress, overwrite=overwrite)
         summary = reconstruct(image_dir, where / "features.h5", where / "matches.h5", where / "colmap",
-                              pairs=pairs, options=options, label=label, progress=progress)
+                              pairs=pairs, options=options, label=label, progress=progress, ground_truth=truth)
         # the whole pipeline's time, as the reference row's (extraction + matching + mapping); a resumed run
         # counts only the images and pairs it described and matched
         seconds = {"describe": described.seconds, "match": matched.seconds,
@@ -167,7 +181,7 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
     if colmap_sift:
         rows[COLMAP_LABEL] = reconstruct_colmap_sift(image_dir, out / "colmap-sift", names=names,
                                                      max_features=kp.max_keypoints or 8192, options=options,
-                                                     progress=progress)
+                                                     progress=progress, ground_truth=truth)
     with result_set(out) as staged:  # both files, or (after a failure or kill) both as before
         # the earlier rows as they are now, under the folder's lock: a run that finished meanwhile is kept
         earlier_rows, earlier_models, earlier_matching = _earlier_rows(out / "sfm.json", settings, overwrite)
@@ -182,7 +196,10 @@ def compare_sfm(image_dir: str | os.PathLike, models: Mapping[str, Any], out: st
         write_json(staged.path("sfm.json"), {
             "evaluation": "sfm", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "environment": environment_info(device), "settings": settings, "rows": all_rows})
-        staged.path("sfm.md").write_text(format_table(table) + "\n\n" + matching_note(settings["matching"]) + "\n")
+        cameras = (format_camera_table({label: row.cameras for label, row in table.items()}) + "\n\n"
+                   if any(row.cameras is not None for row in table.values()) else "")
+        staged.path("sfm.md").write_text(cameras + format_table(table) + "\n\n" + matching_note(settings["matching"])
+                                         + "\n")
     return rows
 
 

@@ -38,10 +38,12 @@ import numpy as np
 from ..features.files import list_feature_names, list_match_pairs, read_feature_digests, read_features, read_matches
 from ..io import check_foreign_files, result_set, write_json
 from ..features.pairs import check_pairs, write_pairs
+from .alignment import format_camera_table
 
 __all__ = ["SfmOptions", "SfmSummary", "CAMERA_MODES", "COLMAP_ORIGIN_SHIFT", "import_pycolmap", "create_database",
            "first_at_position", "merge_repeated_positions", "reconstruct", "reconstruct_colmap_sift", "summarize_reconstruction",
-           "format_table", "check_matches_fit_features", "no_model_reason", "RECONSTRUCTION_FILES"]
+           "format_table", "check_matches_fit_features", "no_model_reason", "RECONSTRUCTION_FILES",
+           "ground_truth_errors"]
 
 #: added to descnet/hloc keypoint coordinates to get COLMAP's (pixel corner at the origin)
 COLMAP_ORIGIN_SHIFT = 0.5
@@ -104,7 +106,8 @@ class SfmSummary:
     (``merged_matches``: removed as repeats of a position, :func:`merge_repeated_positions`),
     ``verified_pairs`` (pairs COLMAP's geometric verification kept with at least ``min_num_matches`` inliers, the
     pairs the mapper uses) and their ``inlier_matches``; ``models``: how many
-    models the mapper made (the largest is kept); ``seconds`` per stage.
+    models the mapper made (the largest is kept); ``seconds`` per stage. ``cameras``: with ground truth, the
+    camera errors of the kept model (:meth:`descnet.geometry.alignment.CameraErrors.to_dict`), else ``None``.
     """
 
     images: int
@@ -121,6 +124,7 @@ class SfmSummary:
     merged_matches: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    cameras: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -348,6 +352,24 @@ def _database_counts(pycolmap: Any, database: Path, min_num_matches: int) -> dic
                 "matched_pairs": int(db.num_matched_image_pairs()), "matches": int(db.num_matches())}
 
 
+def ground_truth_errors(reconstruction: Any, ground_truth: Mapping[str, Any] | None,
+                        names: Sequence[str]) -> dict[str, Any] | None:
+    """Camera errors of a reconstruction (``None``: no model, every camera counts as unregistered) against the
+    ground-truth cameras of the images ``names`` given to COLMAP (:func:`descnet.geometry.alignment.camera_errors`)
+    as a dict; ``None`` without ground truth. Ground truth for none of the images is an error."""
+    if ground_truth is None:
+        return None
+    from .alignment import camera_errors
+    from .cameras import cameras_from_reconstruction
+
+    truth = {name: ground_truth[name] for name in names if name in ground_truth}
+    if not truth:
+        raise ValueError(f"the ground truth has no camera for any of the {len(names)} images (names such as "
+                         f"{names[0]!r} must match the ground truth's, e.g. {next(iter(ground_truth), None)!r})")
+    estimated = cameras_from_reconstruction(reconstruction) if reconstruction is not None else {}
+    return camera_errors(estimated, truth).to_dict()
+
+
 def _check_out(out: Path) -> list[str]:
     """Check the output folder up front -> the names an older descnet wrote there without a manifest."""
     if out.exists() and not out.is_dir():
@@ -391,7 +413,8 @@ def _stage(staged: Any, work: Path, reconstruction: Any, summary: SfmSummary, la
     if reason:
         payload["no_model_reason"] = reason
     write_json(staged.path("summary.json"), payload)
-    staged.path("summary.md").write_text(format_table({label: summary}) + "\n")
+    cameras = f"{format_camera_table({label: summary.cameras})}\n\n" if summary.cameras is not None else ""
+    staged.path("summary.md").write_text(cameras + format_table({label: summary}) + "\n")
 
 
 def _map_and_count(pycolmap, database: Path, image_dir: Path, work: Path, options: SfmOptions, progress: bool,
@@ -408,7 +431,8 @@ def _map_and_count(pycolmap, database: Path, image_dir: Path, work: Path, option
 
 def reconstruct(image_dir: str | os.PathLike, features: str | os.PathLike, matches: str | os.PathLike,
                 out: str | os.PathLike, *, pairs: Sequence[tuple[str, str]] | None = None,
-                options: SfmOptions = SfmOptions(), label: str = "descnet", progress: bool = False) -> SfmSummary:
+                options: SfmOptions = SfmOptions(), label: str = "descnet", progress: bool = False,
+                ground_truth: Mapping[str, Any] | None = None) -> SfmSummary:
     """Reconstruct a scene from a features file and a matches file with COLMAP (module docstring).
 
     Writes into the folder ``out``: ``database.db`` (COLMAP's), ``model/`` (the largest model, COLMAP's binary
@@ -417,7 +441,9 @@ def reconstruct(image_dir: str | os.PathLike, features: str | os.PathLike, match
     writer at a time; a file of these names that descnet did not write is refused). Everything is computed in
     the set's staging folder first. ``pairs``: the pairs to use (default: all of the matches file); the matches
     are checked against the features before COLMAP sees them (:func:`check_matches_fit_features`). ``label``
-    names the row of the table.
+    names the row of the table. ``ground_truth``: ``{image name: Camera}``
+    (:func:`descnet.geometry.cameras.read_ground_truth`): the summary then holds the camera errors
+    (:func:`ground_truth_errors`).
     """
     pycolmap = import_pycolmap()
     image_dir, out = Path(image_dir), Path(out)
@@ -442,6 +468,7 @@ def reconstruct(image_dir: str | os.PathLike, features: str | os.PathLike, match
                              merged_matches=imported["merged"], verified_pairs=counts["verified_pairs"], inlier_matches=counts["inlier_matches"],
                              models=count, seconds=seconds, settings={**asdict(options), "features": str(features),
                                                                       "matches": str(matches), "images": str(image_dir)},
+                             cameras=ground_truth_errors(model, ground_truth, imported["images"]),
                              **summarize_reconstruction(model))
         _stage(staged, work, model, summary, label)
     return summary
@@ -449,7 +476,8 @@ def reconstruct(image_dir: str | os.PathLike, features: str | os.PathLike, match
 
 def reconstruct_colmap_sift(image_dir: str | os.PathLike, out: str | os.PathLike, *,
                             names: Sequence[str] | None = None, max_features: int = 8192,
-                            options: SfmOptions = SfmOptions(), progress: bool = False) -> SfmSummary:
+                            options: SfmOptions = SfmOptions(), progress: bool = False,
+                            ground_truth: Mapping[str, Any] | None = None) -> SfmSummary:
     """The reference: COLMAP's own SIFT (``pycolmap.extract_features``, ``max_features`` per image), exhaustive
     matching (``pycolmap.match_exhaustive``: ratio 0.8, cross-check, its geometric verification) and the same
     mapping as :func:`reconstruct`, on the CPU (extraction and matching on all cores). Writes ``out`` like
@@ -485,6 +513,7 @@ def reconstruct_colmap_sift(image_dir: str | os.PathLike, out: str | os.PathLike
                              verified_pairs=counts["verified_pairs"], inlier_matches=counts["inlier_matches"],
                              models=count, seconds=seconds, settings={**asdict(options), "max_features": max_features,
                                                                       "images": str(image_dir)},
+                             cameras=ground_truth_errors(model, ground_truth, names),
                              **summarize_reconstruction(model))
         _stage(staged, work, model, summary, "COLMAP SIFT")
     return summary

@@ -20,7 +20,7 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..features.options import COLMAP_KEYPOINTS, COLMAP_MATCHING, KeypointOptions, MatchOptions
 from ..models.pretrained import DEFAULT_MODEL
@@ -34,7 +34,8 @@ def reconstruct_images(image_dir: str | os.PathLike, out: str | os.PathLike, *, 
                        keypoint_options: KeypointOptions = COLMAP_KEYPOINTS,
                        match_options: MatchOptions = COLMAP_MATCHING, options: SfmOptions = SfmOptions(),
                        device: str = "cpu", label: str | None = None, progress: bool = False,
-                       log: Callable[[str], None] | None = None) -> SfmSummary:
+                       log: Callable[[str], None] | None = None,
+                       ground_truth: Mapping[str, Any] | None = None) -> SfmSummary:
     """Describe the images of ``image_dir``, match ``pairs`` (default: all), reconstruct with COLMAP -> the summary.
 
     Args:
@@ -47,6 +48,8 @@ def reconstruct_images(image_dir: str | os.PathLike, out: str | os.PathLike, *, 
         label: the row label of the summary table (default: the model's label).
         progress: a progress bar with a time estimate for each stage (images, pairs, registered images).
         log: called with one line per finished stage.
+        ground_truth: ``{image name: Camera}`` (:func:`descnet.geometry.cameras.read_ground_truth`): the summary
+            then holds the camera errors (:func:`descnet.geometry.colmap.reconstruct`).
 
     Returns the :class:`~descnet.geometry.colmap.SfmSummary` of the reconstruction with ``seconds`` for the whole
     pipeline: ``describe``, ``match``, ``colmap_import``, ``colmap_verify``, ``colmap_map`` and ``total``.
@@ -74,7 +77,8 @@ def reconstruct_images(image_dir: str | os.PathLike, out: str | os.PathLike, *, 
     if log is not None:
         log(f"matched {len(matched.matched)} pair(s) in {matched.seconds:.1f} s")
     summary = reconstruct(image_dir, out / "features.h5", out / "matches.h5", out / "colmap", pairs=pairs,
-                          options=options, label=label or model_label(net), progress=progress)
+                          options=options, label=label or model_label(net), progress=progress,
+                          ground_truth=ground_truth)
     seconds = {"describe": described.seconds, "match": matched.seconds,
                **{f"colmap_{k}": v for k, v in summary.seconds.items() if k != "total"},
                "total": time.perf_counter() - start}
