@@ -268,3 +268,15 @@ def test_alignment_recovers_a_known_similarity_despite_outliers():
 
 def test_precision_threshold_is_superglues():
     assert PRECISION_THRESHOLD == 5e-4
+
+
+def test_a_resized_camera_projects_where_cv2_resize_puts_the_pixel():
+    """Camera.resized: pixel centres at integers, as cv2.resize maps them (x' = s x + (s - 1) / 2)."""
+    from descnet.geometry.cameras import Camera
+
+    K = np.array([[800.0, 0, 319.5], [0, 790.0, 239.5], [0, 0, 1]])
+    cam = Camera(K, np.eye(3), np.zeros(3), 640, 480)
+    X = np.array([[0.3, -0.2, 4.0], [-1.0, 0.5, 7.0]])
+    small = cam.resized(320, 240)
+    expected = 0.5 * cam.project(X) + (0.5 - 1) / 2
+    assert np.allclose(small.project(X), expected, atol=1e-12) and (small.width, small.height) == (320, 240)

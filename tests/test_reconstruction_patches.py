@@ -21,21 +21,22 @@ from descnet.features.pairs import exhaustive_pairs  # noqa: E402
 from descnet.features.pipeline import describe_to_file, image_sources, match_to_file  # noqa: E402
 from descnet.geometry.tracks import (TrackFilter, filter_tracks, read_tracks, reconstruction_patches,  # noqa: E402
                                      view_angle_spread)
-from descnet.geometry.triangulate import KnownCamera, triangulate_known_cameras  # noqa: E402
+from descnet.geometry.cameras import Camera  # noqa: E402
+from descnet.geometry.triangulate import triangulate_known_cameras  # noqa: E402
 from tests.test_data_patchify import ncc_rows  # noqa: E402
 from tests.test_sfm import FACES, H, K, W, _look_at, render_box  # noqa: E402
 
 VIEWS = 6
 
 
-def _cameras() -> dict[str, KnownCamera]:
-    """render_box's cameras (same formula) as KnownCamera."""
+def _cameras() -> dict[str, Camera]:
+    """render_box's cameras (same formula)."""
     out = {}
     for i in range(VIEWS):
         s = -1.0 + 2.0 * i / (VIEWS - 1)
         centre = np.array([1.6 * s, 0.3 * np.sin(3 * s), 0.8 * (1 - s * s)])
         rot = _look_at(centre, np.array([0.0, 0.3, 6.0]))
-        out[f"view{i}.png"] = KnownCamera(K, rot, -rot @ centre, W, H)
+        out[f"view{i}.png"] = Camera(K, rot, centre, W, H)
     return out
 
 

@@ -19,27 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 HELD_OUT = ("fountain-P11", "entry-P10", "castle-P19", "castle-P30")
-
-
-def _read_strecha_camera(path: Path):
-    """A Strecha ``.camera`` file (26 numbers: K row-major, 3 distortion, R camera-to-world row-major, the centre
-    C, width, height; ``x ~ K R^T (X - C)``) -> :class:`descnet.geometry.triangulate.KnownCamera`.
-
-    A minimal private reader: descnet.geometry.cameras (issue 21) is to replace it."""
-    from descnet.geometry.triangulate import KnownCamera
-
-    values = np.array(path.read_text().split(), np.float64)
-    if values.size != 26:
-        raise ValueError(f"{path}: a Strecha camera file has 26 numbers, found {values.size}")
-    K, R, C = values[:9].reshape(3, 3), values[12:21].reshape(3, 3), values[21:24]
-    # K is taken as given (pixel centres at integers assumed; a half-pixel shift would be 0.25 px at scale 0.5)
-    return KnownCamera(K, R.T, -R.T @ C, int(values[24]), int(values[25]))
 
 
 def main() -> None:
@@ -49,6 +32,7 @@ def main() -> None:
     from descnet.features.options import KeypointOptions, MatchOptions
     from descnet.features.pairs import exhaustive_pairs
     from descnet.features.pipeline import describe_to_file, image_sources, match_to_file
+    from descnet.geometry.cameras import read_strecha_scene
     from descnet.geometry.triangulate import triangulate_known_cameras
     from descnet.geometry.tracks import ReconstructionPatchOptions, reconstruction_patches
 
@@ -67,8 +51,8 @@ def main() -> None:
     seconds = {}
     t0 = time.perf_counter()
     cameras = {}
-    for path in sorted((args.scene / "images").glob("*.jpg")):
-        camera = _read_strecha_camera(args.scene / "gt_dense_cameras" / f"{path.name}.camera")
+    for jpg, camera in read_strecha_scene(args.scene).items():
+        path = args.scene / "images" / jpg
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if (image.shape[1], image.shape[0]) != (camera.width, camera.height):
             raise SystemExit(f"{path}: {image.shape[1]}x{image.shape[0]}, its camera says {camera.width}x{camera.height}")
@@ -76,7 +60,7 @@ def main() -> None:
         small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         name = path.with_suffix(".png").name
         cv2.imwrite(str(images / name), small)
-        cameras[name] = camera.scaled(size[0] / camera.width, size[1] / camera.height)
+        cameras[name] = camera.resized(*size)
     seconds["resize"] = time.perf_counter() - t0
     sources = image_sources([images])
     t0 = time.perf_counter()

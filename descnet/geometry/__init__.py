@@ -19,7 +19,7 @@ from ..lazy import lazy_attributes
 _LAZY = {
     "SfmOptions": ".colmap", "SfmSummary": ".colmap", "reconstruct": ".colmap",
     "reconstruct_colmap_sift": ".colmap", "import_pycolmap": ".colmap", "reconstruct_images": ".pipeline",
-    "KnownCamera": ".triangulate", "triangulate_known_cameras": ".triangulate",
+    "triangulate_known_cameras": ".triangulate",
     "Tracks": ".tracks", "TrackFilter": ".tracks", "read_tracks": ".tracks", "filter_tracks": ".tracks",
     "ReconstructionPatchOptions": ".tracks", "reconstruction_patches": ".tracks",
     "Camera": ".cameras", "PosePair": ".cameras", "read_strecha_camera": ".cameras", "read_strecha_scene": ".cameras",

@@ -66,6 +66,13 @@ class Camera:
         cam = (np.asarray(points, np.float64) - self.C) @ self.R.T @ self.K.T
         return cam[:, :2] / cam[:, 2:]
 
+    def resized(self, width: int, height: int) -> "Camera":
+        """The same camera for its image resized to ``width`` x ``height`` as ``cv2.resize`` does (pixel centres at
+        integers: ``x' = s x + (s - 1) / 2`` per axis; exact, unlike :func:`scale_intrinsics`, SuperGlue's rule)."""
+        sx, sy = width / self.width, height / self.height
+        S = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+        return Camera(S @ np.asarray(self.K, np.float64), self.R, self.C, int(width), int(height), self.distortion)
+
 
 @dataclass(frozen=True)
 class PosePair:

@@ -1,6 +1,6 @@
 """Triangulation from known cameras with COLMAP (pycolmap): features + matches + poses -> a sparse 3D model.
 
->>> cameras = {"0000.jpg": KnownCamera(K, R_cam_from_world, t, 3072, 2048), ...}
+>>> cameras = read_strecha_scene("Herz-Jesus-P8")   # {"0000.jpg": Camera(K, R_cam_from_world, C, 3072, 2048), ...}
 >>> model = triangulate_known_cameras("images", "features.h5", "matches.h5", cameras, "sfm")
 
 hloc's ``triangulation.py`` on pycolmap's own API: the database is written as for ``descnet reconstruct``
@@ -14,56 +14,23 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["KnownCamera", "triangulate_known_cameras"]
+from .cameras import Camera
 
-
-@dataclass(frozen=True)
-class KnownCamera:
-    """A calibrated camera with its pose.
-
-    Attributes:
-        K: float64 ``(3, 3)`` intrinsics, pixel centres at integers (descnet's convention; COLMAP's principal
-            point is this + 0.5).
-        R: float64 ``(3, 3)`` world -> camera rotation; t: ``(3,)`` so that ``x_cam = R X + t``.
-        width, height: the image size the intrinsics are for.
-    """
-
-    K: np.ndarray
-    R: np.ndarray
-    t: np.ndarray
-    width: int
-    height: int
-
-    def __post_init__(self) -> None:
-        K, R, t = (np.asarray(a, np.float64) for a in (self.K, self.R, self.t))
-        if K.shape != (3, 3) or R.shape != (3, 3) or t.reshape(-1).shape != (3,):
-            raise ValueError(f"K and R must be (3, 3) and t (3,), got {K.shape}, {R.shape}, {t.shape}")
-        if not np.allclose(R @ R.T, np.eye(3), atol=1e-5) or np.linalg.det(R) < 0:
-            raise ValueError("R must be a rotation matrix (orthonormal, determinant +1)")
-        if self.width < 1 or self.height < 1:
-            raise ValueError(f"width and height must be positive, got {self.width}x{self.height}")
-        object.__setattr__(self, "K", K)
-        object.__setattr__(self, "R", R)
-        object.__setattr__(self, "t", t.reshape(3))
-
-    def scaled(self, sx: float, sy: float) -> "KnownCamera":
-        """The same camera for the image resized by ``(sx, sy)`` (pixel centres at integers, as cv2.resize)."""
-        S = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
-        return KnownCamera(S @ self.K, self.R, self.t, round(self.width * sx), round(self.height * sy))
+__all__ = ["triangulate_known_cameras"]
 
 
 def triangulate_known_cameras(image_dir: str | os.PathLike, features: str | os.PathLike, matches: str | os.PathLike,
-                              cameras: Mapping[str, KnownCamera], out: str | os.PathLike, *,
+                              cameras: Mapping[str, Camera], out: str | os.PathLike, *,
                               verbose: bool = False) -> Any:
     """Triangulate the matches of ``matches`` with the known ``cameras`` (module docstring).
 
-    ``cameras``: image name (as in the features file) -> :class:`KnownCamera`; every image of the matches file
+    ``cameras``: image name (as in the features file) -> :class:`descnet.geometry.cameras.Camera` (pixel centres at integers;
+    :meth:`~descnet.geometry.cameras.Camera.resized` for resized images); every image of the matches file
     needs one. Writes ``out/database.db`` and the model ``out/model`` (COLMAP binary), returns the
     ``pycolmap.Reconstruction``.
     """
