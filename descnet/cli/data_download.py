@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import argparse
 
-DATASETS = ("brown", "hpatches", "hpatches-sequences", "hpatches-tasks", "strecha")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", choices=DATASETS, help="what to download")
+    from descnet.data.download import DATASETS
+
+    parser.add_argument("dataset", choices=tuple(DATASETS), help="what to download")
     parser.add_argument("--root", required=True, help="folder to download and unpack into")
     parser.add_argument("--subset", nargs="+", metavar="NAME",
                         help="only these parts (brown: liberty, notredame, yosemite; strecha: its scenes, e.g. "
