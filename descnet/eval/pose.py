@@ -38,9 +38,10 @@ import numpy as np
 
 from descnet.eval.report import BenchmarkRun
 from descnet.features.options import KeypointOptions, MatchOptions
+from descnet.geometry.cameras import PosePair
 from descnet.geometry.pose import AUC_THRESHOLDS, POSE_METHODS
 
-__all__ = ["PoseTask", "POSE_MATCHING", "DEFAULT_SCALE", "pose_tasks", "scene_pairs", "load_views",
+__all__ = ["POSE_MATCHING", "DEFAULT_SCALE", "pose_tasks", "scene_pairs", "load_views",
            "evaluate_pose", "summarize_pose", "format_pose_table", "latex_pose_table", "plot_pose_errors",
            "benchmark_pose"]
 
@@ -51,19 +52,6 @@ DEFAULT_SCALE = 0.5
 _CURVE_MAX = 30.0  # degrees shown by the cumulative plot
 
 
-@dataclass(frozen=True)
-class PoseTask:
-    """One pair to evaluate: image names, EXIF quarter turns, intrinsics of the stored images and ``T_0to1``."""
-
-    name0: str
-    name1: str
-    rot0: int
-    rot1: int
-    K0: np.ndarray
-    K1: np.ndarray
-    T_0to1: np.ndarray
-
-
 def scene_pairs(names: Sequence[str], max_gap: int | None = None) -> list[tuple[str, str]]:
     """Every pair ``(names[i], names[j])``, ``i < j``; with ``max_gap`` only ``j - i <= max_gap``."""
     if max_gap is not None and max_gap < 1:
@@ -72,18 +60,18 @@ def scene_pairs(names: Sequence[str], max_gap: int | None = None) -> list[tuple[
     return [(names[i], names[j]) for i in range(n) for j in range(i + 1, n) if max_gap is None or j - i <= max_gap]
 
 
-def _tasks_from_cameras(cameras: Mapping[str, Any], max_gap: int | None) -> list[PoseTask]:
+def _tasks_from_cameras(cameras: Mapping[str, Any], max_gap: int | None) -> list[PosePair]:
     from descnet.geometry.cameras import relative_pose
 
     names = sorted(cameras)
-    return [PoseTask(a, b, 0, 0, cameras[a].K, cameras[b].K, relative_pose(cameras[a], cameras[b]))
+    return [PosePair(a, b, 0, 0, cameras[a].K, cameras[b].K, relative_pose(cameras[a], cameras[b]))
             for a, b in scene_pairs(names, max_gap)]
 
 
 def pose_tasks(scene: str | os.PathLike | None = None, *, pairs: str | os.PathLike | None = None,
                cameras: str | os.PathLike | None = None, images: str | os.PathLike | None = None,
-               max_gap: int | None = None) -> tuple[Path, list[PoseTask], dict[str, Any]]:
-    """The pairs to evaluate (module docstring) -> ``(image folder, [PoseTask], {"input": ..., ...})``.
+               max_gap: int | None = None) -> tuple[Path, list[PosePair], dict[str, Any]]:
+    """The pairs to evaluate (module docstring) -> ``(image folder, [PosePair], {"input": ..., ...})``.
 
     Give exactly one of ``scene`` (a Strecha folder), ``pairs`` (a SuperGlue pairs file) or ``cameras`` (a COLMAP
     model); ``images`` is the image folder of the latter two. Image sizes are checked against Strecha's cameras
@@ -111,7 +99,7 @@ def pose_tasks(scene: str | os.PathLike | None = None, *, pairs: str | os.PathLi
     if pairs is not None:
         if max_gap is not None:
             raise ValueError("--max-gap selects pairs of a scene; a pairs file names its pairs itself")
-        tasks = [PoseTask(p.name0, p.name1, p.rot0, p.rot1, p.K0, p.K1, p.T_0to1) for p in read_pairs_with_pose(pairs)]
+        tasks = read_pairs_with_pose(pairs)
         return images, tasks, {"input": "pairs", "pairs": str(pairs), "images": str(images)}
     cams = cameras_from_colmap(cameras)
     return images, _tasks_from_cameras(cams, max_gap), {"input": "colmap", "cameras": str(cameras),
@@ -125,7 +113,7 @@ class _View:
     stored: tuple[int, int]  # (width, height) of the file
 
 
-def load_views(image_dir: Path, tasks: Sequence[PoseTask], scale: float,
+def load_views(image_dir: Path, tasks: Sequence[PosePair], scale: float,
                cameras: Mapping[str, Any] | None = None) -> dict[tuple[str, int], _View]:
     """Read, grey, resize and turn every ``(image, rotation)`` of the tasks once -> ``{(name, rot): view}``. A
     missing image, or one whose size is not its camera's (``cameras``), is an error naming the file."""
@@ -157,9 +145,9 @@ def load_views(image_dir: Path, tasks: Sequence[PoseTask], scale: float,
     return views
 
 
-def _pair_geometry(task: PoseTask, views: Mapping[tuple[str, int], _View]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _pair_geometry(task: PosePair, views: Mapping[tuple[str, int], _View]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Intrinsics and pose of a task for its resized, turned images (scaled, then turned: SuperGlue's order)."""
-    from descnet.geometry.cameras import PosePair, rotate_pair, scale_intrinsics
+    from descnet.geometry.cameras import rotate_pair, scale_intrinsics
 
     v0, v1 = views[(task.name0, task.rot0)], views[(task.name1, task.rot1)]
     K0 = scale_intrinsics(task.K0, v0.stored, v0.size)
@@ -167,7 +155,7 @@ def _pair_geometry(task: PoseTask, views: Mapping[tuple[str, int], _View]) -> tu
     return rotate_pair(PosePair(task.name0, task.name1, task.rot0, task.rot1, K0, K1, task.T_0to1), (v0.size, v1.size))
 
 
-def evaluate_pose(views: Mapping[tuple[str, int], _View], tasks: Sequence[PoseTask], models: Mapping[str, Any],
+def evaluate_pose(views: Mapping[tuple[str, int], _View], tasks: Sequence[PosePair], models: Mapping[str, Any],
                   keypoint_options: KeypointOptions = KeypointOptions(),
                   match_options: MatchOptions | Mapping[str, MatchOptions] = POSE_MATCHING,
                   device: str = "cpu", progress: bool = False) -> tuple[dict[str, list[dict[str, Any]]],
