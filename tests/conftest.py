@@ -106,3 +106,21 @@ def server():
     yield srv
     srv.shutdown()
     srv.server_close()
+
+
+@pytest.fixture
+def constant_weights(tmp_path) -> Path:
+    """A descnet checkpoint ``w/flat.pt`` of TFeat whose last layer is zero with bias 1: every patch gets the same
+    descriptor (for the evals' constant-descriptor warnings; its label is ``w-flat``)."""
+    import torch
+
+    from descnet.models import create_model
+
+    model = create_model("tfeat")
+    state = model.state_dict()
+    state["descr.0.weight"].zero_()
+    state["descr.0.bias"].fill_(1.0)
+    (tmp_path / "w").mkdir()
+    torch.save({"descnet": 1, "model": {"name": "tfeat", "options": dict(model.descnet_options)},
+                "state_dict": state}, tmp_path / "w" / "flat.pt")
+    return tmp_path / "w" / "flat.pt"

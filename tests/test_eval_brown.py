@@ -75,19 +75,8 @@ def test_cli_errors_leave_results_alone(tmp_path, capsys):
     assert (out / "brown_toy.json").read_text() == "old"
 
 
-def test_cli_reruns_add_models_and_warn_on_constant_descriptors(tmp_path, capsys):
-    import torch
-
-    from descnet.models import create_model
-
+def test_cli_reruns_add_models_and_warn_on_constant_descriptors(tmp_path, capsys, constant_weights):
     make_subset(tmp_path)
-    model = create_model("tfeat")
-    state = model.state_dict()
-    state["descr.0.weight"].zero_()
-    state["descr.0.bias"].fill_(1.0)  # every patch gets the same descriptor
-    (tmp_path / "w").mkdir()
-    torch.save({"descnet": 1, "model": {"name": "tfeat", "options": dict(model.descnet_options)},
-                "state_dict": state}, tmp_path / "w" / "flat.pt")
     out = tmp_path / "out"
     (out / ".brown-x1y2z3").mkdir(parents=True)  # the staging folder of a killed run of an older version
     (out / ".brown-x1y2z3" / "brown_toy.json").write_text("{}")
@@ -96,7 +85,7 @@ def test_cli_reruns_add_models_and_warn_on_constant_descriptors(tmp_path, capsys
     assert main(base_pairs + ["--model", "pixels"]) == 0
     first = json.loads((out / "brown_toy.json").read_text())["models"]["pixels"]
     assert first["warnings"] == [] and len(first["roc"]["fpr"]) > 2
-    assert main(base_pairs + ["--model", str(tmp_path / "w" / "flat.pt")]) == 0
+    assert main(base_pairs + ["--model", str(constant_weights)]) == 0
     printed = capsys.readouterr().out
     assert "WARNING: w-flat: all descriptors are identical" in printed
     assert "kept the earlier results of pixels" in printed

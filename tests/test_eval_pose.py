@@ -156,20 +156,9 @@ def test_shared_scannet_pairs(shared_data, tmp_path, capsys):
     assert "| RootSIFT (OpenCV) |" in printed
 
 
-def test_constant_descriptors_get_a_warning(scene, tmp_path, capsys):
-    import torch
-
-    from descnet.models import create_model
-
-    model = create_model("tfeat")
-    state = model.state_dict()
-    state["descr.0.weight"].zero_()
-    state["descr.0.bias"].fill_(1.0)  # every patch gets the same descriptor
-    (tmp_path / "w").mkdir()
-    torch.save({"descnet": 1, "model": {"name": "tfeat", "options": dict(model.descnet_options)},
-                "state_dict": state}, tmp_path / "w" / "flat.pt")
+def test_constant_descriptors_get_a_warning(scene, tmp_path, capsys, constant_weights):
     out = tmp_path / "flat"
-    code, printed, err = _run([str(scene), "--max-gap", "1", "--model", str(tmp_path / "w" / "flat.pt"),
+    code, printed, err = _run([str(scene), "--max-gap", "1", "--model", str(constant_weights),
                                "--no-baselines", "--scale", "0.5", "--out", str(out)], capsys)
     assert code == 0, err
     assert "WARNING: w-flat: all descriptors are identical" in printed
