@@ -101,15 +101,11 @@ def _check_intrinsics(K: np.ndarray, where: str) -> None:
 
 def _numbers(path: Path) -> list[tuple[float, int]]:
     """Every number of a text file with its line number; a token that is not a number names file and line."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such camera file") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a text file (expected a Strecha camera: {_STRECHA_FIELDS})") from None
+    from ..io import read_text_rows
+
     values = []
-    for number, line in enumerate(text.splitlines(), 1):
-        for token in line.split():
+    for number, fields in read_text_rows(path, f"Strecha camera file ({_STRECHA_FIELDS})"):
+        for token in fields:
             try:
                 values.append((float(token), number))
             except ValueError:
