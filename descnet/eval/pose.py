@@ -13,8 +13,9 @@ Inputs (:func:`pose_tasks`), one of:
 Every image is read once per rotation, turned to grey, resized by ``scale`` (``cv2.INTER_AREA``; the size rounded
 as SuperGlue's ``process_resize``: ``round(w * scale)``), its intrinsics scaled with it
 (:func:`descnet.geometry.cameras.scale_intrinsics`). Keypoints are detected once per image (``keypoint_options``,
-SIFT by default) and every descriptor describes the *same* keypoints; every row is matched the same way
-(``match_options``: matcher and ratio; its geometry is not used: the protocol estimates the pose itself).
+SIFT by default) and every descriptor describes the *same* keypoints; each row is matched with its model's
+recommended matcher unless ``matcher``/``ratio`` set one for every row (:func:`benchmark_pose`; the matcher's
+geometry is not used: the protocol estimates the pose itself).
 
 Per pair and descriptor, :func:`descnet.geometry.pose.evaluate_pair_pose` computes the protocol (RANSAC, the
 SuperGlue column) and the same with MAGSAC (a second, labelled column); per descriptor: AUC@5/10/20 of the pose
