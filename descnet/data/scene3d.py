@@ -77,9 +77,11 @@ class Scene3DOptions:
     magnification: float = 12.0
 
     def __post_init__(self) -> None:
+        from descnet.data.synth import MAX_SIDE
+
         w, h = self.size
-        if not (64 <= w <= 4096 and 64 <= h <= 4096):
-            raise ValueError(f"size must be from 64x64 to 4096x4096, got {w}x{h}")
+        if not (64 <= w <= MAX_SIDE and 64 <= h <= MAX_SIDE):
+            raise ValueError(f"size must be from 64x64 to {MAX_SIDE}x{MAX_SIDE}, got {w}x{h}")
         if self.num_images < 2 or self.planes < 0 or self.max_points < 1:
             raise ValueError("num_images must be >= 2, planes >= 0 and max_points >= 1")
         for name in ("focal", "magnification"):
