@@ -15,20 +15,24 @@ from __future__ import annotations
 import atexit
 import threading
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
 from ..data.images import to_gray, to_uint8
 
-__all__ = ["detect_colmap_sift", "detect_colmap_sift_parallel", "keypoints_from_colmap", "COLMAP_SIFT_SETTINGS",
+__all__ = ["detect_colmap_sift", "detect_colmap_sift_parallel", "keypoints_from_colmap", "keypoints_from_opencv",
+           "COLMAP_SIFT_SETTINGS",
            "COLMAP_SIFT_BACKENDS"]
 
 
-def _keypoints_from_opencv(found: Any) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.array([(k.pt[0], k.pt[1], k.size, k.angle) for k in found], np.float32).reshape(-1, 4)
-    return rows, np.array([k.response for k in found], np.float32)
+def keypoints_from_opencv(keypoints: Sequence[cv2.KeyPoint]) -> tuple[np.ndarray, np.ndarray]:
+    """``cv2.KeyPoint`` list -> ``(N, 4)`` float32 ``x, y, size, angle`` and ``(N,)`` float32 responses (defined
+    here, without torch, so that the worker processes of :func:`detect_colmap_sift_parallel` start fast;
+    :mod:`descnet.features.keypoints` re-exports it)."""
+    rows = np.array([(k.pt[0], k.pt[1], k.size, k.angle) for k in keypoints], np.float32).reshape(-1, 4)
+    return rows, np.array([k.response for k in keypoints], np.float32)
 
 
 #: COLMAP's SIFT extraction settings (``pycolmap.SiftExtractionOptions``, COLMAP's defaults, set explicitly so a
@@ -154,7 +158,7 @@ def detect_colmap_sift(image: np.ndarray, max_keypoints: int | None = 8192, upri
         sift = cv2.SIFT_create(**params, enable_precise_upscale=True)
     except TypeError:
         sift = cv2.SIFT_create(**params)
-    keypoints, responses = _keypoints_from_opencv(sift.detect(gray, None))
+    keypoints, responses = keypoints_from_opencv(sift.detect(gray, None))
     if upright:  # one keypoint per location, no orientation
         _, first = np.unique(keypoints[:, :2], axis=0, return_index=True)
         first = np.sort(first)

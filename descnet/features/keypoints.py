@@ -24,7 +24,7 @@ described by :func:`descnet.features.inference.describe_patches`
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -33,7 +33,7 @@ from kornia import feature as KF
 
 from ..data.images import to_gray, to_uint8
 from .colmap_sift import (COLMAP_SIFT_BACKENDS, COLMAP_SIFT_SETTINGS, detect_colmap_sift,  # noqa: F401 (re-exported)
-                          keypoints_from_colmap)
+                          keypoints_from_colmap, keypoints_from_opencv)
 from .options import COLMAP_SIFT_DETECTORS, KeypointOptions
 
 __all__ = ["DETECTORS", "detect_keypoints", "check_keypoints", "lafs_from_keypoints",
@@ -59,12 +59,6 @@ DETECTORS: dict[str, Callable[[int | None], Any]] = _detectors()
 
 
 # ---------------------------------------------------------------- keypoints
-
-
-def keypoints_from_opencv(keypoints: Sequence[cv2.KeyPoint]) -> tuple[np.ndarray, np.ndarray]:
-    """``cv2.KeyPoint`` list -> ``(N, 4)`` float32 ``x, y, size, angle`` and ``(N,)`` float32 responses."""
-    rows = np.array([(k.pt[0], k.pt[1], k.size, k.angle) for k in keypoints], np.float32).reshape(-1, 4)
-    return rows, np.array([k.response for k in keypoints], np.float32)
 
 
 def detect_keypoints(image: np.ndarray, detector: str = "sift",
