@@ -38,7 +38,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from descnet.eval.report import BenchmarkRun
-from descnet.features.options import KeypointOptions, MatchOptions
+from descnet.features.options import COLMAP_MATCHING, KeypointOptions, MatchOptions
 from descnet.geometry.cameras import PosePair
 from descnet.geometry.pose import AUC_THRESHOLDS, POSE_METHODS
 
@@ -46,8 +46,9 @@ __all__ = ["POSE_MATCHING", "DEFAULT_SCALE", "pose_tasks", "scene_pairs", "load_
            "evaluate_pose", "summarize_pose", "format_pose_table", "latex_pose_table", "plot_pose_errors",
            "benchmark_pose"]
 
-#: the matcher of every row: mutual nearest neighbours passing Lowe's ratio test at 0.8 (COLMAP's, eval sfm's)
-POSE_MATCHING = MatchOptions("smnn", 0.8, "fundamental")
+#: the matcher of models without a recommended one: mutual nearest neighbours passing Lowe's ratio test at 0.8
+#: (COLMAP's, eval sfm's)
+POSE_MATCHING = COLMAP_MATCHING
 #: images are evaluated at half their size by default (3072x2048 Strecha photos -> 1536x1024)
 DEFAULT_SCALE = 0.5
 _CURVE_MAX = 30.0  # degrees shown by the cumulative plot
@@ -126,7 +127,7 @@ def load_views(image_dir: Path, tasks: Sequence[PosePair], scale: float,
         raise ValueError(f"scale must be in (0, 1], got {scale}")
     views: dict[tuple[str, int], _View] = {}
     keys = list(dict.fromkeys([(t.name0, t.rot0) for t in tasks] + [(t.name1, t.rot1) for t in tasks]))
-    decoded: dict[str, np.ndarray] = {}
+    decoded: dict[str, tuple[np.ndarray, tuple[int, int]]] = {}  # name -> (resized grey image, stored (w, h))
     for name, rot in keys:
         if name not in decoded:
             gray = read_image(image_dir / name, gray=True)
@@ -137,10 +138,8 @@ def load_views(image_dir: Path, tasks: Sequence[PosePair], scale: float,
                 raise ValueError(f"{image_dir / name}: the image is {w}x{h} but its camera is "
                                  f"{cameras[name].width}x{cameras[name].height}")
             size = (int(round(w * scale)), int(round(h * scale)))
-            decoded[name] = gray if size == (w, h) else cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-            decoded[name + "\0stored"] = np.array([w, h])
-        small = decoded[name]
-        stored = tuple(int(v) for v in decoded[name + "\0stored"])
+            decoded[name] = (gray if size == (w, h) else cv2.resize(gray, size, interpolation=cv2.INTER_AREA), (w, h))
+        small, stored = decoded[name]
         views[(name, rot)] = _View(np.ascontiguousarray(np.rot90(small, k=rot)), (small.shape[1], small.shape[0]),
                                    stored)
     return views

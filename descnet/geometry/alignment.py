@@ -93,9 +93,10 @@ def robust_similarity(source: np.ndarray, target: np.ndarray, threshold: float |
         triples = [tuple(rng.choice(n, 3, replace=False)) for _ in range(MAX_SAMPLES)]
     best: tuple[int, float] | None = None
     best_inliers = np.ones(n, bool)
+    tol = 1e-9 * max(_extent(src), 1e-12)
     for triple in triples:
         idx = list(triple)
-        if np.linalg.matrix_rank(src[idx] - src[idx].mean(0), tol=1e-9 * max(_extent(src), 1e-12)) < 2:
+        if np.linalg.matrix_rank(src[idx] - src[idx].mean(0), tol=tol) < 2:
             continue  # collinear: no rotation about their line
         sim = umeyama(src[idx], dst[idx])
         residual = np.linalg.norm(sim.apply(src) - dst, axis=1)

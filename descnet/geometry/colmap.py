@@ -36,7 +36,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from ..features.files import list_feature_names, list_match_pairs, read_feature_digests, read_features, read_matches
-from ..io import check_foreign_files, result_set, write_json
+from ..io import check_foreign_files, earlier_result_files, result_set, write_json
 from ..features.pairs import check_pairs, write_pairs
 from .alignment import format_camera_table
 
@@ -381,21 +381,10 @@ def _check_out(out: Path) -> list[str]:
         if foreign or not model.is_dir():
             raise ValueError(f"{model}: holds files that are not a COLMAP model ({', '.join(foreign[:3])}); descnet "
                              "replaces only its own results: choose another output folder")
-    earlier = _earlier_outputs(out)
+    # what an older descnet (no manifest) wrote: its names when summary.json is descnet's (a "reconstruction" key)
+    earlier = earlier_result_files(out, "summary.json", "reconstruction", RECONSTRUCTION_FILES)
     check_foreign_files(out, RECONSTRUCTION_FILES, earlier)
     return earlier
-
-
-def _earlier_outputs(out: Path) -> list[str]:
-    """The reconstruction an older descnet (no manifest) wrote in ``out``: its names when ``summary.json`` is
-    descnet's (a ``reconstruction`` key), else none."""
-    try:
-        import json
-
-        summary = json.loads((out / "summary.json").read_text())
-    except (OSError, ValueError):
-        return []
-    return list(RECONSTRUCTION_FILES) if isinstance(summary, dict) and "reconstruction" in summary else []
 
 
 def _stage(staged: Any, work: Path, reconstruction: Any, summary: SfmSummary, label: str) -> None:

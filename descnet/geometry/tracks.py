@@ -240,7 +240,6 @@ def observation_frames(tracks: Tracks, keypoints: dict[str, np.ndarray] | None, 
             angle[r] = -np.deg2rad(options[int(np.argmin(gap))])
     missing = ~np.isfinite(half) | (half <= 0)
     if missing.any():  # fixed scale: fixed_half_side at the point's median depth
-        starts = np.flatnonzero(np.r_[True, tracks.point_id[1:] != tracks.point_id[:-1]])
         median = np.repeat([np.median(tracks.depth[s:e]) for s, e in zip(starts, np.r_[starts[1:], m])],
                            np.diff(np.r_[starts, m])) if m else np.zeros(0)
         half[missing] = fixed_half_side * median[missing] / tracks.depth[missing]
