@@ -38,6 +38,7 @@ from descnet.cli.common import add_keypoint_arguments, add_match_arguments, add_
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from descnet.cli.reconstruct import add_sfm_arguments
+    from descnet.features.options import COLMAP_KEYPOINTS, COLMAP_MATCHING  # COLMAP's SIFT detection, count, matcher
 
     parser.add_argument("images", metavar="IMAGES", help="the image folder")
     parser.add_argument("--model", action="append", default=[], metavar="SPEC",
@@ -47,10 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-colmap", action="store_true", help="do not add COLMAP's own SIFT pipeline")
     parser.add_argument("--image-list", metavar="FILE", help="only the images named in FILE (relative to IMAGES)")
     parser.add_argument("--pairs", metavar="PAIRS.txt", help="the pairs to match (default: all pairs)")
-    add_keypoint_arguments(parser, max_keypoints=8192, detector="colmap-sift")  # COLMAP's SIFT detection and count
+    add_keypoint_arguments(parser, max_keypoints=COLMAP_KEYPOINTS.max_keypoints, detector=COLMAP_KEYPOINTS.detector)
     # without --matcher/--ratio each model's recommended matcher; COLMAP's smnn 0.8 for models without one
-    add_match_arguments(parser, matcher="smnn", ratio=0.8, geometry="fundamental", fixed_geometry=True,
-                        recommended=True)
+    add_match_arguments(parser, matcher=COLMAP_MATCHING.matcher, ratio=COLMAP_MATCHING.ratio,
+                        geometry=COLMAP_MATCHING.geometry, fixed_geometry=True, recommended=True)
     parser.add_argument("--device", default="cpu", help="torch device for the models (default: cpu)")
     parser.add_argument("--out", default="results/eval/sfm", metavar="DIR",
                         help="output folder (default: results/eval/sfm)")
@@ -65,6 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from descnet.cli.common import keypoint_options, match_options, output_dir
+    from descnet.features.options import COLMAP_MATCHING
     from descnet.cli.reconstruct import sfm_options
     from descnet.geometry.colmap import format_table
     from descnet.eval.sequences import label_models
@@ -88,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"ground truth: {ground_truth} (the Strecha scene of {args.images}; --ground-truth PATH chooses "
                   "another)")
     # models without a recommended matcher: COLMAP's (smnn 0.8); the estimator and threshold as given
-    fallback = match_options(argparse.Namespace(matcher="smnn", ratio=0.8, estimator=args.estimator,
-                                                threshold=args.threshold), "fundamental")
+    fallback = match_options(argparse.Namespace(matcher=COLMAP_MATCHING.matcher, ratio=COLMAP_MATCHING.ratio,
+                                                estimator=args.estimator, threshold=args.threshold),
+                             COLMAP_MATCHING.geometry)
     rows = compare_sfm(args.images, models, out, image_list=args.image_list,
                        pairs=read_pairs(args.pairs) if args.pairs else None, colmap_sift=not args.no_colmap,
                        keypoint_options=keypoint_options(args), match_options=fallback, matcher=args.matcher,

@@ -32,6 +32,7 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from descnet.cli.common import add_keypoint_arguments, add_match_arguments, add_model_arguments, add_quiet
+    from descnet.features.options import COLMAP_KEYPOINTS, COLMAP_MATCHING  # COLMAP's SIFT detection, count, matcher
 
     parser.add_argument("images", metavar="IMAGES", help="the image folder (the features were computed from)")
     parser.add_argument("--features", metavar="FEATURES.h5",
@@ -42,10 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for database.db, model/, summary.json")
     group = parser.add_argument_group("from photos (without --features and --matches)")
     add_model_arguments(group)
-    add_keypoint_arguments(group, max_keypoints=8192, detector="colmap-sift")  # COLMAP's SIFT detection and count
+    add_keypoint_arguments(group, max_keypoints=COLMAP_KEYPOINTS.max_keypoints, detector=COLMAP_KEYPOINTS.detector)
     # without --matcher/--ratio the model's recommended matcher; COLMAP's smnn 0.8 for models without one
-    add_match_arguments(group, matcher="smnn", ratio=0.8, geometry="fundamental", fixed_geometry=True,
-                        recommended=True)
+    add_match_arguments(group, matcher=COLMAP_MATCHING.matcher, ratio=COLMAP_MATCHING.ratio,
+                        geometry=COLMAP_MATCHING.geometry, fixed_geometry=True, recommended=True)
     parser.add_argument("--ground-truth", metavar="PATH",
                         help="ground-truth cameras (a Strecha scene folder or a COLMAP model): report camera errors")
     add_sfm_arguments(parser)
@@ -92,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
         from descnet.geometry.pipeline import reconstruct_images
 
         check_device(args.device, "--device")
-        matching, origin = model_match_options(args, args.model, "fundamental", "smnn", 0.8)
+        from descnet.features.options import COLMAP_MATCHING
+
+        matching, origin = model_match_options(args, args.model, COLMAP_MATCHING.geometry, COLMAP_MATCHING.matcher,
+                                               COLMAP_MATCHING.ratio)
         summary = reconstruct_images(args.images, out, model=args.model, pairs=pairs,
                                      keypoint_options=keypoint_options(args), match_options=matching,
                                      options=sfm_options(args), device=args.device, progress=not args.quiet,
