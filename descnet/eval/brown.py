@@ -162,7 +162,10 @@ def benchmark_brown(root: str | os.PathLike, subset: str, models: Sequence[str],
     path = out / f"brown_{subset}.json"
     # refuse up front (before any describing) to mix these results with earlier ones of other pairs files
     check_earlier_results(path, {"subset": subset, "pairs_files": names}, overwrite)
-    check_foreign_files(out, [path.name], earlier_result_files(out, path.name, "descnet_brown", [path.name]))
+    stem = path.stem
+    files = [path.name, f"{stem}_roc.png", f"{stem}_roc.pdf"]
+    earlier = earlier_result_files(out, path.name, "descnet_brown", files)
+    check_foreign_files(out, files, earlier)
     count = len(np.unique(np.concatenate([p[:, :2].ravel() for p in pairs.values()])))
     results = {}
     for spec, label, model in zip(models, labels, resolved):
@@ -180,9 +183,6 @@ def benchmark_brown(root: str | os.PathLike, subset: str, models: Sequence[str],
     payload, kept = merge_earlier_results(path, payload, ("subset", "pairs_files"), overwrite)
     results = payload["models"]
     curves = {lb: (np.asarray(r["roc"]["fpr"]), np.asarray(r["roc"]["tpr"])) for lb, r in results.items() if "roc" in r}
-    stem = path.stem
-    earlier = earlier_result_files(out, path.name, "descnet_brown",
-                                   [path.name, f"{stem}_roc.png", f"{stem}_roc.pdf"])
     # all files of this run, or (after a failure or kill) all as before
     with result_set(out, old_staging=[".brown-*"], earlier=earlier) as staged:
         write_json(staged.path(path.name), payload)
