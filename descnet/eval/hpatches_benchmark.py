@@ -66,11 +66,11 @@ def model_signature(spec: str) -> str | None:
 def describe_hpatches_cached(spec: str, dataset: Any, sequences: Sequence[str], cache_dir: str | os.PathLike, *,
                              label: str, use_cache: bool = True, batch_size: int | None = None, device: str = "cpu",
                              progress: bool = False, log: Callable[[str], None] | None = None,
-                             verify_cache: bool = False) -> HPatchesDescriptors:
+                             verify_cache: bool = False, signature: str | None = ...) -> HPatchesDescriptors:
     """Descriptors of ``sequences`` for a model SPEC: from ``cache_dir/<label>.h5`` when valid, else described.
 
     Args:
-        spec: a model SPEC (:func:`descnet.models.resolve_model`; resolved only when something must be described).
+        spec: a model SPEC (:func:`descnet.models.resolve_model`).
         dataset: a :class:`descnet.data.hpatches.HPatches` (its ``root`` is part of the cache key).
         sequences: the sequences wanted; those the cache lacks are described and added to it.
         cache_dir: the cache folder. The file is used only when it was made with the same
@@ -81,6 +81,8 @@ def describe_hpatches_cached(spec: str, dataset: Any, sequences: Sequence[str], 
         verify_cache: hash every patch file again instead of trusting digests recorded with unchanged sizes and
             times.
         log: called with a line saying where the descriptors come from (``None``: silent).
+        signature: ``model_signature(spec)`` when the caller has it already (it builds the model and hashes
+            every weight); by default it is computed here.
 
     Returns:
         float32 ``(N, D)`` descriptors per sequence and type, of ``sequences`` in that order. Untrained models
@@ -92,7 +94,8 @@ def describe_hpatches_cached(spec: str, dataset: Any, sequences: Sequence[str], 
 
     say = log or (lambda line: None)
     lengths = dataset.check(sequences)
-    signature = model_signature(spec)
+    if signature is ...:
+        signature = model_signature(spec)
     path = Path(cache_dir) / f"{label}.h5"
     cached, meta, digests = None, {}, {}
     if signature and use_cache and path.is_file():
@@ -227,10 +230,12 @@ def benchmark_hpatches(out: str | os.PathLike, *, root: str | os.PathLike | None
         say(f"NOTE: {notes[-1]}")
     for label, kind, source in jobs:  # one descriptor set in memory at a time
         if kind == "model":
+            signature = model_signature(source)
             ds = describe_hpatches_cached(source, dataset, list(split.test), cache_dir, label=label,
                                           use_cache=use_cache, batch_size=batch_size, device=device,
-                                          progress=progress, log=log, verify_cache=verify_cache)
-            origin = {"kind": "model", "spec": source, "signature": model_signature(source)}
+                                          progress=progress, log=log, verify_cache=verify_cache,
+                                          signature=signature)
+            origin = {"kind": "model", "spec": source, "signature": signature}
         else:
             ds = read_descriptor_csvs(source, split.test, name=label, progress=progress)
             origin = {"kind": "csv", "folder": str(source)}
