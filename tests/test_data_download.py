@@ -309,3 +309,7 @@ def test_strecha_scenes_share_one_archive_fetched_once(server, tmp_path, capsys)
                                   progress=False)
     assert [f.name for f in folders] == ["castle-P19", "fountain-P11"] and len(server.requests) == 2
     assert not (tmp_path / "lib" / scenes[0].filename).exists()
+    # --force downloads again, the shared archive once for both scenes
+    assert main(["data", "download", "strecha", "--root", str(root), "--subset", "fountain-P11", "entry-P10",
+                 "--mirror", server.base, "--quiet", "--force"]) == 0
+    assert len(server.requests) == 3 and not (root / scenes[0].filename).exists()

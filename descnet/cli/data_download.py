@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from descnet.data.download import CHECKSUMS, archive_still_needed, candidate_urls, download_resource, resources
+    from descnet.data.download import CHECKSUMS, candidate_urls, download_dataset, resources
 
     chosen = resources(args.dataset, args.subset)
     root = Path(args.root)
@@ -59,14 +59,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if root.exists() and not root.is_dir():
         raise ValueError(f"--root {root}: not a folder")
-    for i, resource in enumerate(chosen):
-        dest = root / resource.dest
-        if dest.exists() and not args.force:
-            print(f"{resource.name}: already present at {dest} (--force to download again)")
-            continue
-        print(f"{resource.name}: downloading {resource.filename} ...", flush=True)
-        keep = args.keep_archive or archive_still_needed(resource, chosen[i + 1:], root, args.force)
-        download_resource(resource, root, mirrors=args.mirror, force=args.force,
-                          keep_archive=keep, progress=not args.quiet, timeout=args.timeout)
-        print(f"{resource.name}: done -> {dest}")
+    download_dataset(args.dataset, root, args.subset, log=lambda line: print(line, flush=True),
+                     mirrors=args.mirror, force=args.force, keep_archive=args.keep_archive,
+                     progress=not args.quiet, timeout=args.timeout)
     return 0

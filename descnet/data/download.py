@@ -42,7 +42,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from descnet.io import atomic_dir
 
@@ -475,11 +475,13 @@ def _extract_tar_member(arc: tarfile.TarFile, entry: tarfile.TarInfo, staging: P
 # ------------------------------------------------------------------------------------------ datasets
 def download_resource(resource: Resource, root: str | os.PathLike, *, mirrors: list[str] | None = None,
                       checksums: dict[str, Expected] | None = None, force: bool = False,
-                      keep_archive: bool = False, progress: bool = True, timeout: float = 30.0) -> Path:
+                      keep_archive: bool = False, progress: bool = True, timeout: float = 30.0,
+                      refetch: bool | None = None) -> Path:
     """Fetch and unpack one resource into ``<root>/<resource.dest>``; returns that folder.
 
     An existing folder is kept (unless ``force``). An archive already in ``root`` (e.g. downloaded by hand)
-    is used as is, except with ``force``: then it (and any partial download) is removed and fetched again.
+    is used as is, except with ``force``: then it (and any partial download) is removed and fetched again
+    (``refetch=False``: keep an archive this run has just fetched for another resource of it).
     URLs are tried in order; an interrupted transfer stops at once so that the next run resumes it. The
     archive is deleted after unpacking unless ``keep_archive``.
     """
@@ -489,7 +491,7 @@ def download_resource(resource: Resource, root: str | os.PathLike, *, mirrors: l
         return dest
     checksums = CHECKSUMS if checksums is None else checksums
     archive = root / resource.filename
-    if force:  # "download again" means the archive too: a stale or broken one must not be reused
+    if force if refetch is None else refetch:  # "download again" means the archive too: a stale one must go
         for suffix in ("", ".part", ".part.json"):
             archive.with_name(archive.name + suffix).unlink(missing_ok=True)
     if not archive.is_file():
@@ -519,16 +521,27 @@ def archive_still_needed(resource: Resource, later: list[Resource], root: str | 
 
 
 def download_dataset(dataset: str, root: str | os.PathLike, subsets: list[str] | None = None,
-                     **options) -> list[Path]:
+                     log: Callable[[str], None] | None = None, **options) -> list[Path]:
     """Download every resource of ``dataset`` (or the named ``subsets``) into ``root``; returns the folders.
 
     ``options`` go to :func:`download_resource` (``mirrors``, ``force``, ``keep_archive``, ``progress``...). An
-    archive several resources share is fetched once (:func:`archive_still_needed`).
+    archive several resources share is fetched once (:func:`archive_still_needed`), with ``force`` too.
+    ``log``: called with a line per resource (already present, downloading, done); ``None``: silent.
     """
+    say = log or (lambda line: None)
+    force = options.get("force", False)
     chosen = resources(dataset, subsets)
-    folders = []
+    folders, fetched = [], set()
     for i, r in enumerate(chosen):
-        keep = options.get("keep_archive", False) or archive_still_needed(r, chosen[i + 1:], root,
-                                                                           options.get("force", False))
-        folders.append(download_resource(r, root, **{**options, "keep_archive": keep}))
+        dest = Path(root) / r.dest
+        if dest.exists() and not force:
+            say(f"{r.name}: already present at {dest} (--force to download again)")
+            folders.append(dest)
+            continue
+        say(f"{r.name}: downloading {r.filename} ...")
+        keep = options.get("keep_archive", False) or archive_still_needed(r, chosen[i + 1:], root, force)
+        folders.append(download_resource(r, root, **{**options, "keep_archive": keep},
+                                         refetch=force and r.filename not in fetched))
+        fetched.add(r.filename)
+        say(f"{r.name}: done -> {dest}")
     return folders
