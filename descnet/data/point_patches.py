@@ -89,12 +89,10 @@ class PointPatchOptions:
 
 
 def _grey(path: Path) -> np.ndarray:
-    from descnet.data.images import read_image
+    from descnet.data.images import read_image, to_gray, to_uint8
 
     image = read_image(path, gray=True)
-    if image.dtype != np.uint8:  # 16-bit: to 8 bits like describe's readers
-        image = np.clip(np.round(image.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
-    return image
+    return image if image.dtype == np.uint8 else to_uint8(to_gray(image))  # 16-bit: 8 bits like describe's
 
 
 def cut_patches(image_files: Sequence[str | os.PathLike], image: np.ndarray, xy: np.ndarray, half_side: np.ndarray,

@@ -195,7 +195,10 @@ def render_view(surfaces: Sequence[Surface], K: np.ndarray, R: np.ndarray, t: np
     where it is nearer than what was drawn before (z-buffer)."""
     import cv2
 
+    from descnet.data.synth import _jacobian
+
     w, h = size
+    centre = np.array([(w - 1) / 2, (h - 1) / 2, 1.0])
     image = np.zeros((h, w, 3), np.float32)
     depth = np.full((h, w), np.inf, np.float32)
     surface_id = np.full((h, w), -1, np.int16)
@@ -215,9 +218,7 @@ def render_view(surfaces: Sequence[Surface], K: np.ndarray, R: np.ndarray, t: np
         if not nearer.any():
             continue
         texture = s.texture.astype(np.float32)
-        centre = np.array([(w - 1) / 2, (h - 1) / 2, 1.0])
-        q = np.linalg.inv(hom) @ centre
-        jac = (np.linalg.inv(hom)[:2, :2] - np.outer(q[:2] / q[2], np.linalg.inv(hom)[2, :2])) / q[2]
+        jac = _jacobian(np.linalg.inv(hom), centre)
         shrink = 1 / max(np.sqrt(abs(np.linalg.det(jac))), 1e-9)  # image px per texture px (about)
         if shrink < 0.9:  # texture shrunk: low-pass it first
             texture = cv2.GaussianBlur(texture, (0, 0), 0.5 * np.sqrt(1 / shrink ** 2 - 1))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["ranked_counts", "precision_recall", "average_precision", "roc", "roc_auc", "SMALL",
-           "degenerate_warning", "DISTINCT_SHARE"]
+           "degenerate_warning", "DEGENERATE_SAMPLE", "DISTINCT_SHARE"]
 
 #: a descriptor set with fewer distinct descriptors than this share of its patches is reported as degenerate
 DISTINCT_SHARE = 0.1
@@ -93,7 +93,12 @@ def roc_auc(distances: np.ndarray, labels: np.ndarray) -> float:
     return float(_trapezoid(tpr, fpr))
 
 
-def degenerate_warning(descriptors: np.ndarray, label: str, sample: int = 20000, seed: int = 0) -> str | None:
+#: descriptors :func:`degenerate_warning` looks at, at most
+DEGENERATE_SAMPLE = 20000
+
+
+def degenerate_warning(descriptors: np.ndarray, label: str, sample: int = DEGENERATE_SAMPLE,
+                       seed: int = 0) -> str | None:
     """A warning when the ``(N, D)`` descriptors are degenerate, else ``None``: all the same (a collapsed
     model; HPatches retrieval then scores mAP 100% at every pool in the official code), or fewer distinct
     descriptors (rounded to 1e-4) than :data:`DISTINCT_SHARE` of the patches. At most ``sample`` rows

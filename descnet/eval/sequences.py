@@ -42,6 +42,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import cv2
 import numpy as np
 
+from descnet.eval.metrics import DEGENERATE_SAMPLE
 from descnet.eval.report import BenchmarkRun
 from descnet.features.options import KeypointOptions, MatchOptions
 from descnet.io import one_run_per_folder
@@ -136,10 +137,6 @@ def _kind(kind: str | None) -> str:
     return kind if kind in ("illumination", "viewpoint") else "other"
 
 
-#: how many descriptors per model the constant-descriptor check of :func:`benchmark_sequences` looks at
-DESCRIPTOR_SAMPLE = 20000
-
-
 def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any],
                        keypoint_options: KeypointOptions = KeypointOptions(),
                        match_options: MatchOptions = MatchOptions(), device: str = "cpu",
@@ -152,7 +149,7 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any],
     model is an ``nn.Module``, a SPEC, or ``"opencv-sift"`` / ``"opencv-rootsift"``. Keypoints are
     detected once per image (``keypoint_options``) and shared by all models; matches and the estimated
     homography follow ``match_options`` (its geometry must be ``homography``). ``descriptor_sample``: when
-    given, filled with ``{label: [(N, D) descriptors, ...]}``, the first :data:`DESCRIPTOR_SAMPLE` of each
+    given, filled with ``{label: [(N, D) descriptors, ...]}``, the first :data:`descnet.eval.metrics.DEGENERATE_SAMPLE` of each
     model (for :func:`descnet.eval.metrics.degenerate_warning`).
     """
     from descnet.features.description import describe_images
@@ -185,7 +182,7 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any],
             if descriptor_sample is not None:
                 kept = descriptor_sample.setdefault(label, [])
                 for f in feats.values():
-                    if sum(len(d) for d in kept) < DESCRIPTOR_SAMPLE:
+                    if sum(len(d) for d in kept) < DEGENERATE_SAMPLE:
                         kept.append(f.descriptors)
             for k in seq.targets:
                 f1, fk = feats[1], feats[k]
@@ -404,7 +401,7 @@ def benchmark_sequences(roots: Sequence[str | os.PathLike], out: str | os.PathLi
                                  progress=progress, descriptor_sample=sample)
     warnings = {}
     for label, parts in sample.items():  # constant descriptors: the figures mean nothing (as eval hpatches says)
-        warning = degenerate_warning(np.concatenate(parts)[:DESCRIPTOR_SAMPLE], label) if parts else None
+        warning = degenerate_warning(np.concatenate(parts)[:DEGENERATE_SAMPLE], label) if parts else None
         if warning:
             warnings[label] = warning
     payload = {"evaluation": "sequences", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
