@@ -149,8 +149,8 @@ def evaluate_sequences(sequences: Iterable[Any], models: Mapping[str, Any],
     model is an ``nn.Module``, a SPEC, or ``"opencv-sift"`` / ``"opencv-rootsift"``. Keypoints are
     detected once per image (``keypoint_options``) and shared by all models; matches and the estimated
     homography follow ``match_options`` (its geometry must be ``homography``). ``descriptor_sample``: when
-    given, filled with ``{label: [(N, D) descriptors, ...]}``, the first :data:`descnet.eval.metrics.DEGENERATE_SAMPLE` of each
-    model (for :func:`descnet.eval.metrics.degenerate_warning`).
+    given, filled with ``{label: [(N, D) descriptors, ...]}``, the first
+    :data:`descnet.eval.metrics.DEGENERATE_SAMPLE` of each model (for :func:`descnet.eval.metrics.degenerate_warning`).
     """
     from descnet.features.description import describe_images
     from descnet.features.keypoints import detect_keypoints
