@@ -180,7 +180,7 @@ def recommended_matcher(model: Any) -> dict[str, Any] | None:
 
 def _checkpoint_matching(path: str) -> dict[str, Any] | None:
     """``info["matching"]`` of a descnet weights file or run directory (``None`` when it has none)."""
-    from ..models.weights import read_weights_file
+    from ..models.weights import checkpoint_matching, read_weights_file
     from ..runinfo import run_checkpoint
 
     target = run_checkpoint(path) if os.path.isdir(path) else path
@@ -190,9 +190,8 @@ def _checkpoint_matching(path: str) -> dict[str, Any] | None:
         obj = read_weights_file(target)
     except Exception:  # not a weights file: no recommendation (resolving the model reports what is wrong)
         return None
-    info = obj.get("info") if isinstance(obj, dict) else None
-    matching = info.get("matching") if isinstance(info, dict) else None
-    return matching if isinstance(matching, dict) and matching.get("matcher") in MATCHERS else None
+    matching = checkpoint_matching(obj)
+    return matching if matching is not None and matching.get("matcher") in MATCHERS else None
 
 
 def recommended_match_options(model: Any, matcher: str | None = None, ratio: float | None = None, *,

@@ -30,8 +30,8 @@ from descnet.runinfo import RUN_CHECKPOINTS, run_checkpoint
 
 from .pretrained import pretrained_entry
 from .registry import create_model, list_models, model_entry
-from .weights import (WeightsError, checkpoint_model_info, extract_state_dict, load_state, load_weights,
-                      pretrained_path, read_weights_file)
+from .weights import (WeightsError, checkpoint_matching, checkpoint_model_info, extract_state_dict, load_state,
+                      load_weights, pretrained_path, read_weights_file)
 
 __all__ = ["resolve_model", "load_pretrained", "UNTRAINED_SEED", "RANDOM"]
 
@@ -107,10 +107,8 @@ def resolve_model(spec: str | os.PathLike | nn.Module) -> nn.Module:
         except (KeyError, TypeError, ValueError) as err:
             raise WeightsError(f"{path}: the checkpoint's model {info[0]!r} with options {info[1]} cannot be built "
                                f"({err.args[0] if err.args else err})") from None
-        meta = obj.get("info") if isinstance(obj, dict) else None
-        matching = meta.get("matching") if isinstance(meta, dict) else None
         return _tag(load_state(model, extract_state_dict(obj, str(path)), path), text, True,
-                    matching=matching if isinstance(matching, dict) else None)
+                    matching=checkpoint_matching(obj))
     raise ValueError(f"model SPEC {text!r} is neither a trained model name, a baseline, NAME:WEIGHTS, "
                      f"NAME:{RANDOM}, a checkpoint file nor a run directory (`descnet models` lists the names)")
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 __all__ = ["WeightsError", "read_weights_file", "extract_state_dict", "load_weights", "checkpoint_model_info",
+           "checkpoint_matching",
            "weights_cache_dir", "pretrained_path", "load_state", "non_finite_tensors"]
 
 
@@ -101,6 +102,14 @@ def checkpoint_model_info(obj: Any) -> tuple[str, dict[str, Any]] | None:
 
 
 # ------------------------------------------------------------------------------ pretrained weight files
+
+def checkpoint_matching(obj: Any) -> dict[str, Any] | None:
+    """The recommended matcher a loaded descnet weights file records (``info["matching"]``, a dict), else
+    ``None``."""
+    info = obj.get("info") if isinstance(obj, dict) else None
+    matching = info.get("matching") if isinstance(info, dict) else None
+    return matching if isinstance(matching, dict) else None
+
 
 def weights_cache_dir() -> Path:
     """Where published weights are downloaded: ``$DESCNET_CACHE/weights`` (default ``~/.cache/descnet/weights``)."""
