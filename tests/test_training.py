@@ -434,3 +434,41 @@ def test_set_numbers_follow_yaml_1_2_and_errors_blame_the_set_item(tmp_path):
     good.write_text("optimizer: {lr: x}\n")
     with pytest.raises(ValueError, match=r"good\.yaml: optimizer\.lr must be a number"):
         load_config(good, ["seed=3"])
+
+
+def test_patchsets_mix_hpatches_and_brown_folders_into_the_training_points(tmp_path, patchset):
+    """data.patchsets: an hpatches-release folder adds its sequences, a Brown folder its patches with their
+    info.txt points (kept apart from every other point); names must stay unique."""
+    from descnet.data.phototour import write_phototour
+    from descnet.training import load_training_data
+
+    extra = tmp_path / "extra" / "hpatches-release"
+    write_patchset(extra, sequences=2, rows=10, seed=5)
+    for k in range(2):
+        (extra / f"v_seq{k}").rename(extra / f"v_more{k}")
+    brown_patches = point_patches(7, 4, seed=9, size=64).transpose(1, 0, 2, 3).reshape(-1, 64, 64)
+    brown_labels = np.repeat(np.array([3, 8, 11, 40, 41, 42, 99]), 4)  # sparse ids, as info.txt may hold
+    write_phototour(tmp_path / "brown", "points", brown_patches, brown_labels, np.array([[0, 1], [0, 4]]))
+    cfg = load_config(None, tiny_overrides(patchset, **{
+        "data.holdout": ["v_seq2"], "data.patchsets": [str(extra.parent), str(tmp_path / "brown" / "points")]}))
+    points, pair_sets, _ = load_training_data(cfg["data"], 32, seed=0, num_pairs=100)
+    base = load_training_data(load_config(None, tiny_overrides(patchset, **{"data.holdout": ["v_seq2"]}))["data"],
+                              32, seed=0, num_pairs=100)[0]
+    # 2 base sequences x 24 rows + 2 more x 10 rows, 3 types each; then 7 Brown points x 4 patches
+    counts = np.bincount(points.labels)
+    assert len(counts) == 48 + 20 + 7
+    assert np.array_equal(counts, np.r_[np.full(68, 3), np.full(7, 4)])
+    assert {p.tobytes() for p in base.patches} <= {p.tobytes() for p in points.patches[:-28]}
+    brown32 = points.patches[-28:]
+    from descnet.training.data import resize_patches
+    assert np.array_equal(brown32, resize_patches(brown_patches, 32))
+    assert np.array_equal(points.labels[-28:], 68 + np.repeat(np.arange(7), 4))
+    assert pair_sets[0].pairs.shape == (100, 3)  # held-out validation unchanged
+    # the same sequence names twice are refused, naming the folder
+    cfg = load_config(None, tiny_overrides(patchset, **{"data.patchsets": [str(patchset)]}))
+    with pytest.raises(ValueError, match="appears twice"):
+        load_training_data(cfg["data"], 32)
+    with pytest.raises(ValueError, match="data.patchsets must be a list of folders"):
+        load_config(None, tiny_overrides(patchset, **{"data.patchsets": "x"}))
+    with pytest.raises(ValueError, match="data.source phototour"):
+        load_config(None, tiny_overrides(patchset, **{"data.source": "phototour", "data.patchsets": ["x"]}))

@@ -82,6 +82,45 @@ def pack(run: Path, name: str) -> Path:
     return out
 
 
+PLANAR_DATA = ("real sequences Oxford bark, trees, ubc, wall and HPatches v_churchill, plus 28 synthetic sequences "
+               "rendered by `descnet data synth` from the EVD photos (both views of 14 scenes; EVD's graf is left out, it "
+               "shows the held-out graf wall); patches from DoG + Hessian + Harris regions of 12 sigma (what `describe` "
+               "cuts for SIFT), ref + HPatches easy/hard jitter, cached by `descnet.training.patch_cache`")
+
+
+def _init_training(spec: str | None) -> dict | None:
+    """The training record of what a run started from (``model.init``): a run directory or a shipped file."""
+    import torch
+
+    if not spec:
+        return None
+    path = Path(spec.split(":", 1)[1] if ":" in spec and not Path(spec).exists() else spec)
+    if path.is_dir():
+        return _training(path)
+    if path.is_file():
+        return ((torch.load(path, map_location="cpu", weights_only=True).get("info") or {}).get("training"))
+    return None
+
+
+def _data_lines(config: dict, training: dict) -> list[str]:
+    """The card's training-data lines: stage 1 (planar sequences) and, for a 3D stage, what it added."""
+    patchsets = config["data"].get("patchsets") or []
+    if not patchsets:
+        return [f"- training data: {PLANAR_DATA}"]
+    stage1 = _init_training(config["model"].get("init"))
+    minutes = (stage1 or {}).get("train_seconds")
+    return [
+        f"- training, stage 1 (planar; `model.init` of stage 2: `{config['model']['init']}`"
+        + (f", {minutes / 60:.1f} min of training" if minutes else "") + f"): {PLANAR_DATA}",
+        "- training, stage 2 (3D; the same sequences plus): rendered 3D scenes (`descnet data synth --kind scene3d`, "
+        "160 scenes of textured planes and a box at several depths, occluding each other, from the same EVD photos; "
+        "HPatches-style patches of DoG regions of view 1 in the other 5 views, exact correspondences) and the real "
+        "Strecha **Herz-Jesus-P8** scene (`tools/strecha_reconstruction_patches.py`: 8000 SIFT keypoints per image at "
+        "full and half resolution, matched and triangulated with the ground-truth cameras, one patch per observation "
+        "of each 3D point at its keypoint, Brown layout); folders: " + ", ".join(f"`{p}`" for p in patchsets),
+    ]
+
+
 def _fpr95(eval_dir: Path) -> dict[str, dict[str, float]]:
     table: dict[str, dict[str, float]] = {}
     for path in sorted((eval_dir / "eval-fpr95").glob("brown_*.json")):
@@ -130,22 +169,20 @@ def card(run: Path, name: str, eval_dir: Path) -> Path:
         f"- architecture: `{model['name']}` {json.dumps(model.get('options') or {})} (32x32 grey patch -> 128-D unit vector)",
         "- input convention: patches cut by `descnet describe` (kornia LAFs, anti-aliased pyramid); HPatches/Brown "
         "patches are resized with anti-aliasing (`resize: antialias`), as in training",
-        "- training data: real sequences Oxford bark, trees, ubc, wall and HPatches v_churchill, plus 28 synthetic "
-        "sequences rendered by `descnet data synth` from the EVD photos (both views of 14 scenes; EVD's graf is left "
-        "out, it shows the held-out graf wall); patches from DoG + Hessian + Harris regions of 12 sigma (what "
-        "`describe` cuts for SIFT), ref + HPatches easy/hard jitter, cached by `descnet.training.patch_cache`",
+        *_data_lines(config, training),
         "- held out (never trained on, used for the figures below): Oxford graf, Oxford boat, EF notredame; "
         "`sfm/sacre_coeur` is never used",
         f"- recipe: `{Path(training['argv'][2]).name if len(training['argv']) > 2 else '?'}` (HardNet loss, "
         f"Adam lr {config['optimizer']['lr']} decayed linearly, batch {config['batch_size']}, "
         f"{config['epochs']} x {config['pairs_per_epoch']:,} pairs, seed {config['seed']}, precision "
         f"{(training.get('precision') or {}).get('amp', '?')})",
-        f"- command: `PACK=1 tools/train_descnet_weights.sh ../shared/data runs/{name} {model['name']}` (trains or "
-        f"resumes, packs the last checkpoint here, evaluates this file with `tools/eval_heldout.sh` and writes this "
-        f"card); the run's own command lines, with any runtime options: `runs/{name}/environment.json`",
+        f"- command: `PACK=1 tools/train_descnet_weights.sh ../shared/data runs/{name} {model['name']}` (makes the "
+        f"data, trains or resumes both stages, packs the last checkpoint here, evaluates this file with "
+        f"`tools/eval_heldout.sh`, chooses its matcher and writes this card); the run's own command lines, with any "
+        f"runtime options: `runs/{name}/environment.json`",
         f"- code version: commit {code.get('commit', '?')}{' (with uncommitted changes)' if code.get('dirty') else ''}",
         f"- trained on: {machine.get('cpu')} ({machine.get('cpu_kind')}), {machine.get('cpu_count')} cores, no GPU; "
-        f"{minutes:.1f} min of training" if minutes else "", 
+        f"{minutes:.1f} min of training{' in stage 2' if config['data'].get('patchsets') else ''}" if minutes else "",
         f"  at ~{training['pairs_per_s']:.0f} pairs/s; the shipped file is the last checkpoint (step {info['step']}), "
         f"not chosen on held-out data",
         f"- validation FPR95 (%) on 20,000 held-out pairs after each epoch: {validation}" if validation else "", "",

@@ -18,6 +18,13 @@ Sources (``data.source`` of the config):
 * ``synthetic`` -- ``data.count`` synthetic sequences (:mod:`descnet.data.synth`, ``data.synth`` options),
   cached in ``data.root`` when it is set, then cut into patches like ``sequences``.
 
+``data.patchsets`` adds patch folders to any of these but ``phototour``: a mix, e.g. image sequences plus the
+patches of 3D points (``descnet data patches --reconstruction``) and of rendered 3D scenes (``descnet data
+synth --kind scene3d``). A folder in the ``hpatches-release`` layout adds its sequences to the others (names
+must be unique; they may be held out like them); a Brown subset folder (``patchesNNNN.bmp`` + ``info.txt``,
+e.g. ``OUT/points`` of ``data patches --reconstruction``) adds every patch with its ``info.txt`` 3D point,
+for training only.
+
 For the HPatches layout a 3D point is ``(sequence, row)`` and its patches are the chosen image types
 (``data.types``; default all 16: ``ref``, ``e1..e5``, ``h1..h5``, ``t1..t5``). ``data.holdout`` sequences
 are kept out of training and give the validation pairs. Patches are resized once, at load time, to the
@@ -224,16 +231,19 @@ def sequence_loaders(cfg: Mapping[str, Any], seed: int, scratch: Path, size: int
             raise ValueError(f"sequence {name!r} appears twice (again in {where}); sequence names must be unique")
         loaders[name] = load
 
-    if source in ("hpatches", "patchset"):
+    def add_patchset(root: Path, hpatches_split: str | None = None) -> None:
         from descnet.data.hpatches import TYPES, HPatches
 
+        if (root / "hpatches-release").is_dir():  # the output folder of `descnet data patches`
+            root = root / "hpatches-release"
+        dataset = HPatches(root, types=TYPES)
+        names = dataset.split(hpatches_split).train if hpatches_split else dataset.sequences
+        for name in names:
+            add(name, functools.partial(dataset.load_sequence, name), root)
+
+    if source in ("hpatches", "patchset"):
         for root in _roots(cfg):
-            if (root / "hpatches-release").is_dir():  # the output folder of `descnet data patches`
-                root = root / "hpatches-release"
-            dataset = HPatches(root, types=TYPES)
-            names = dataset.split(cfg["split"]).train if source == "hpatches" else dataset.sequences
-            for name in names:
-                add(name, functools.partial(dataset.load_sequence, name), root)
+            add_patchset(root, cfg["split"] if source == "hpatches" else None)
     else:  # image sequences cut into patches in memory
         from descnet.data.sequences import ImageSequences
 
@@ -242,6 +252,9 @@ def sequence_loaders(cfg: Mapping[str, Any], seed: int, scratch: Path, size: int
         for root in roots:
             for sequence in ImageSequences(root):
                 add(sequence.name, functools.partial(_cut_sequence, sequence, options, seed, size, progress), root)
+    for root in cfg.get("patchsets") or []:
+        if not _is_brown_subset(Path(root)):
+            add_patchset(Path(root))
     if cfg.get("sequences"):
         unknown = sorted(set(cfg["sequences"]) - set(loaders))
         if unknown:
@@ -249,6 +262,29 @@ def sequence_loaders(cfg: Mapping[str, Any], seed: int, scratch: Path, size: int
                              f"(known: {', '.join(sorted(loaders))})")
         loaders = {n: loaders[n] for n in cfg["sequences"]}
     return loaders
+
+
+def _is_brown_subset(folder: Path) -> bool:
+    return (folder / "info.txt").is_file()
+
+
+def _brown_points(folder: Path, size: int, progress: bool = False) -> PatchPoints:
+    """A Brown subset folder of ``data.patchsets`` -> its patches (resized to ``size``) and 3D points."""
+    from descnet.data.phototour import PhotoTour
+
+    subset = PhotoTour(folder.parent, folder.name, progress=progress)
+    return PatchPoints(resize_patches(subset.patches, size, progress=progress),
+                       np.asarray(subset.labels, dtype=np.int64))
+
+
+def _join_points(parts: list[PatchPoints]) -> PatchPoints:
+    """One :class:`PatchPoints` from several, their 3D point ids kept apart."""
+    labels, offset = [], 0
+    for part in parts:
+        _, ids = np.unique(part.labels, return_inverse=True)
+        labels.append(offset + ids.astype(np.int64))
+        offset += int(ids.max()) + 1
+    return PatchPoints(np.concatenate([p.patches for p in parts]), np.concatenate(labels))
 
 
 def _cut_sequence(sequence, options, seed: int, size: int, progress: bool,
@@ -294,6 +330,9 @@ def load_training_data(cfg: Mapping[str, Any], size: int, seed: int = 0, num_pai
         if matching and not held:
             raise ValueError("validation.matching needs held-out sequences: set data.holdout")
         points = points_from_sequences({n: loaders[n] for n in train}, cfg.get("types"), size, progress)
+        brown = [Path(r) for r in cfg.get("patchsets") or [] if _is_brown_subset(Path(r))]
+        if brown:
+            points = _join_points([points] + [_brown_points(folder, size, progress) for folder in brown])
         pair_sets, sequences = [], {}
         if held:
             stacks = {n: loaders[n](None if matching else cfg.get("types")) for n in held}
