@@ -208,7 +208,7 @@ def test_shipped_weights_load_and_give_the_cards_probe(name):
 
 
 #: the first 4 dimensions of the shipped models on the first probe patch (also printed in their model cards)
-SHIPPED_PROBES = {"descnet-hardnet": [0.0593, 0.0069, 0.1253, 0.2319], "descnet-hardnet-csa": [-0.1045, -0.0075, 0.118, 0.0149]}
+SHIPPED_PROBES = {"descnet-hardnet": [0.072, 0.004, 0.1408, 0.2301], "descnet-hardnet-csa": [-0.1089, -0.0072, 0.1072, -0.0096]}
 
 
 def test_the_default_model_is_used_when_none_is_given(shared_data):

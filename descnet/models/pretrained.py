@@ -108,22 +108,25 @@ def _hynet(code: str, subset: str) -> PretrainedWeights:
                              tuple(u + f"HyNet_{code}.pth" for u in _HYNET_URLS))
 
 
-#: the recommended matcher of both shipped weights (their info["matching"] and model cards: chosen by
-#: `tools/ship_weights.py matcher` on their training sequences, never on held-out or evaluation scenes)
-_RECOMMENDED = {"matcher": "smnn", "ratio": 0.9}
+#: the recommended matcher of each shipped weights file (its info["matching"] and model card: chosen by
+#: `tools/ship_weights.py matcher` on its training sequences, never on held-out or evaluation scenes)
+_RECOMMENDED = {"descnet-hardnet": {"matcher": "smnn", "ratio": 0.92},
+                "descnet-hardnet-csa": {"matcher": "smnn", "ratio": 0.92}}
+_SHIPPED_DATA = ("Oxford bark/trees/ubc/wall, HPatches v_churchill, synthetic sequences of the EVD photos; then also "
+                 "rendered 3D scenes of the EVD photos and Strecha Herz-Jesus-P8's 3D points")
 
 _ENTRIES = [
     # descnet's own weights (descnet/weights/, model cards beside them)
     PretrainedWeights("descnet-hardnet", "hardnet", "descnet-hardnet.pt",
-                      "descnet's HardNet, trained on real + synthetic sequences (card: descnet/weights)",
-                      "this package (configs/descnet-hardnet.yaml, tools/train_descnet_weights.sh)",
-                      "Oxford bark/trees/ubc/wall, HPatches v_churchill, synthetic sequences of the EVD photos",
-                      "MIT", shipped=True, resize="antialias", matching=_RECOMMENDED),
+                      "descnet's HardNet, trained on real + synthetic sequences and 3D scenes (card: descnet/weights)",
+                      "this package (configs/descnet-hardnet{,-3d}.yaml, tools/train_descnet_weights.sh)",
+                      _SHIPPED_DATA, "MIT", shipped=True, resize="antialias",
+                      matching=_RECOMMENDED["descnet-hardnet"]),
     PretrainedWeights("descnet-hardnet-csa", "hardnet-csa", "descnet-hardnet-csa.pt",
                       "descnet's HardNet + CSA, same data (the default; card: descnet/weights)",
-                      "this package (configs/descnet-hardnet-csa.yaml, tools/train_descnet_weights.sh)",
-                      "Oxford bark/trees/ubc/wall, HPatches v_churchill, synthetic sequences of the EVD photos",
-                      "MIT", shipped=True, resize="antialias", matching=_RECOMMENDED,
+                      "this package (configs/descnet-hardnet-csa{,-3d}.yaml, tools/train_descnet_weights.sh)",
+                      _SHIPPED_DATA, "MIT", shipped=True, resize="antialias",
+                      matching=_RECOMMENDED["descnet-hardnet-csa"],
                       options={"placement": (32,), "num_bases": 32, "groups": 2, "temperature": 14.0}),
     # HardNet (DagnyT/hardnet; kornia.feature.HardNet(pretrained=True) is liberty-aug)
     _hardnet("hardnet-liberty", "train_liberty/checkpoint_liberty_no_aug.pth", _BROWN.format("liberty"),
