@@ -102,7 +102,7 @@ def _init_training(spec: str | None) -> dict | None:
     return None
 
 
-def _data_lines(config: dict, training: dict) -> list[str]:
+def _data_lines(config: dict) -> list[str]:
     """The card's training-data lines: stage 1 (planar sequences) and, for a 3D stage, what it added."""
     patchsets = config["data"].get("patchsets") or []
     if not patchsets:
@@ -169,7 +169,7 @@ def card(run: Path, name: str, eval_dir: Path) -> Path:
         f"- architecture: `{model['name']}` {json.dumps(model.get('options') or {})} (32x32 grey patch -> 128-D unit vector)",
         "- input convention: patches cut by `descnet describe` (kornia LAFs, anti-aliased pyramid); HPatches/Brown "
         "patches are resized with anti-aliasing (`resize: antialias`), as in training",
-        *_data_lines(config, training),
+        *_data_lines(config),
         "- held out (never trained on, used for the figures below): Oxford graf, Oxford boat, EF notredame; "
         "`sfm/sacre_coeur` is never used",
         f"- recipe: `{Path(training['argv'][2]).name if len(training['argv']) > 2 else '?'}` (HardNet loss, "

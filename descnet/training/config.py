@@ -42,8 +42,8 @@ DEFAULTS: dict[str, Any] = {
         "count": 20,              # synthetic: sequences generated
         "synth": {},              # synthetic: descnet.data.synth.SynthOptions fields
         "patchify": {},           # sequences/synthetic: descnet.data.patchify.PatchifyOptions fields
-        "patchsets": [],          # sequences/synthetic/hpatches: more training folders in the hpatches-release
-                                  # layout (e.g. `data patches --reconstruction`, `data synth --kind scene3d`)
+        "patchsets": [],          # all but phototour: more training folders, hpatches-release layout or Brown
+                                  # subsets (`data synth --kind scene3d`, `data patches --reconstruction`)
     },
     "pairs_per_epoch": 5_000_000,
     "epochs": 10,
@@ -316,8 +316,8 @@ def check_config(config: Mapping[str, Any], source: str = "config") -> None:
     if not (isinstance(patchsets, list) and all(isinstance(r, str) for r in patchsets)):
         raise ValueError(f"{source}: data.patchsets must be a list of folders, got {patchsets!r}")
     if patchsets and config["data"]["source"] == "phototour":
-        raise ValueError(f"{source}: data.patchsets adds HPatches-layout sequences; data.source phototour "
-                         f"has no sequences to add them to")
+        raise ValueError(f"{source}: data.patchsets adds patch folders to sequence sources; data.source phototour "
+                         f"takes none")
     for key in ("data.types", "data.sequences"):
         value = _get(config, key)
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):

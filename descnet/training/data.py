@@ -252,9 +252,8 @@ def sequence_loaders(cfg: Mapping[str, Any], seed: int, scratch: Path, size: int
         for root in roots:
             for sequence in ImageSequences(root):
                 add(sequence.name, functools.partial(_cut_sequence, sequence, options, seed, size, progress), root)
-    for root in cfg.get("patchsets") or []:
-        if not _is_brown_subset(Path(root)):
-            add_patchset(Path(root))
+    for root in _patchsets(cfg)[0]:
+        add_patchset(root)
     if cfg.get("sequences"):
         unknown = sorted(set(cfg["sequences"]) - set(loaders))
         if unknown:
@@ -264,15 +263,19 @@ def sequence_loaders(cfg: Mapping[str, Any], seed: int, scratch: Path, size: int
     return loaders
 
 
-def _is_brown_subset(folder: Path) -> bool:
-    return (folder / "info.txt").is_file()
+def _patchsets(cfg: Mapping[str, Any]) -> tuple[list[Path], list[Path]]:
+    """``data.patchsets`` split into ``(hpatches-release folders, Brown subset folders)``; a Brown subset is a
+    folder holding ``info.txt``."""
+    folders = [Path(r) for r in cfg.get("patchsets") or []]
+    brown = [f for f in folders if (f / "info.txt").is_file()]
+    return [f for f in folders if f not in brown], brown
 
 
-def _brown_points(folder: Path, size: int, progress: bool = False) -> PatchPoints:
-    """A Brown subset folder of ``data.patchsets`` -> its patches (resized to ``size``) and 3D points."""
-    from descnet.data.phototour import PhotoTour
-
-    subset = PhotoTour(folder.parent, folder.name, progress=progress)
+def _subset_points(subset, size: int, progress: bool = False) -> PatchPoints:
+    """A Brown subset (:class:`descnet.data.phototour.PhotoTour`) -> its patches resized to ``size`` and the
+    ``info.txt`` 3D point of each."""
+    if subset.labels is None:
+        raise ValueError(f"{subset.folder}: has no info.txt, so no 3D point labels to train with")
     return PatchPoints(resize_patches(subset.patches, size, progress=progress),
                        np.asarray(subset.labels, dtype=np.int64))
 
@@ -319,20 +322,19 @@ def load_training_data(cfg: Mapping[str, Any], size: int, seed: int = 0, num_pai
     if cfg["source"] == "phototour":
         if matching:
             raise ValueError("validation.matching needs held-out sequences; data.source phototour has none")
-        subset = _phototour(cfg, progress=progress)
-        if subset.labels is None:
-            raise ValueError(f"{subset.folder}: has no info.txt, so no 3D point labels to train with")
-        return PatchPoints(resize_patches(subset.patches, size, progress=progress),
-                           np.asarray(subset.labels, dtype=np.int64)), [], {}
+        return _subset_points(_phototour(cfg, progress=progress), size, progress), [], {}
     with tempfile.TemporaryDirectory(prefix="descnet-data-") as scratch:
         loaders = sequence_loaders(cfg, seed, Path(scratch), size, progress)
         train, held = split_holdout(list(loaders), cfg["holdout"], seed)
         if matching and not held:
             raise ValueError("validation.matching needs held-out sequences: set data.holdout")
         points = points_from_sequences({n: loaders[n] for n in train}, cfg.get("types"), size, progress)
-        brown = [Path(r) for r in cfg.get("patchsets") or [] if _is_brown_subset(Path(r))]
+        brown = _patchsets(cfg)[1]
         if brown:
-            points = _join_points([points] + [_brown_points(folder, size, progress) for folder in brown])
+            from descnet.data.phototour import PhotoTour
+
+            points = _join_points([points] + [_subset_points(PhotoTour(f.parent, f.name, progress=progress), size,
+                                                             progress) for f in brown])
         pair_sets, sequences = [], {}
         if held:
             stacks = {n: loaders[n](None if matching else cfg.get("types")) for n in held}
